@@ -1,0 +1,74 @@
+//! Identifiers: every entity is named by a UUID.
+//!
+//! Input accepts the hyphenated form or 32 hex digits (Keystone's form), in
+//! any case; output is always lowercase hyphenated, so stored keys and JSON
+//! never disagree on spelling.
+
+use crate::error::{ApiError, ApiResult};
+use uuid::Uuid;
+
+/// The canonical (lowercase, hyphenated) form of `s`, if it is a UUID in
+/// one of the accepted spellings. Braced and `urn:uuid:` forms are refused:
+/// the API documents only the two forms above.
+pub fn parse_uuid(s: &str) -> Option<String> {
+    if s.len() != 36 && s.len() != 32 {
+        return None;
+    }
+    Uuid::try_parse(s).ok().map(|u| u.hyphenated().to_string())
+}
+
+/// Like [`parse_uuid`], but a 400 naming `field` when `s` is not a UUID.
+pub fn parse_id(field: &str, s: &str) -> ApiResult<String> {
+    parse_uuid(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{field} must be a UUID (36-character hyphenated or 32 hex digits), got {s:?}"
+        ))
+        .field(field)
+    })
+}
+
+/// A fresh random (v4) id in canonical form.
+pub fn new_id() -> String {
+    Uuid::new_v4().hyphenated().to_string()
+}
+
+/// A fresh request id, `req-<uuid>`, for `X-OpenStack-Request-ID`.
+pub fn new_request_id() -> String {
+    format!("req-{}", new_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_hyphenated_and_bare_hex_in_any_case() {
+        let canon = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
+        assert_eq!(parse_uuid(canon).as_deref(), Some(canon));
+        assert_eq!(parse_uuid(&canon.to_uppercase()).as_deref(), Some(canon));
+        assert_eq!(parse_uuid("0F1E2D3C4B5A69788A9BACBDCEDF0011").as_deref(), Some(canon));
+    }
+
+    #[test]
+    fn refuses_other_spellings_and_garbage() {
+        assert_eq!(parse_uuid("{0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011}"), None);
+        assert_eq!(parse_uuid("urn:uuid:0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011"), None);
+        assert_eq!(parse_uuid("small"), None);
+        assert_eq!(parse_uuid("0f1e2d3c-4b5a-6978-8a9b-acbdcedf001z"), None);
+    }
+
+    #[test]
+    fn parse_id_names_the_field_on_failure() {
+        let e = parse_id("type_id", "nope").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.field.as_deref(), Some("type_id"));
+    }
+
+    #[test]
+    fn new_ids_are_canonical_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert_eq!(parse_uuid(&a).as_deref(), Some(a.as_str()));
+        assert!(new_request_id().starts_with("req-"));
+    }
+}

@@ -1,0 +1,611 @@
+//! The API's resources: stored records and their JSON views.
+//!
+//! A *record* is what the key-value store holds (see [`crate::keys`]); it may
+//! carry internal fields the API never shows (owner ids, the compute node,
+//! the last applied event `seq`). A *view* is the JSON a client receives,
+//! rendered by a function of this module from a record and the caller's
+//! [`Identity`]: adding an internal field never leaks it by accident.
+//!
+//! Enums serialize as the API spells them (`SCREAMING_SNAKE_CASE`) and each
+//! has `as_str`/`parse` for headers and query filters.
+
+use crate::auth::Identity;
+use crate::events::{BlockDeviceInfo, InterfaceInfo};
+use crate::hypervisor::{PowerState, ServerSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Declares an API enum with its wire names, `ALL`, `as_str` and `parse`.
+macro_rules! api_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// The variant spelled exactly `s` (upper case, as on the wire).
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Every wire name, for schemas and error messages.
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|v| v.as_str()).collect()
+            }
+        }
+    };
+}
+
+api_enum!(
+    /// Who may see a server type besides its owner and admins.
+    Visibility { Public = "PUBLIC", Private = "PRIVATE" }
+);
+
+impl Default for Visibility {
+    fn default() -> Self {
+        Visibility::Private
+    }
+}
+
+api_enum!(
+    /// The server's lifecycle state as the API sees it (Nova's vm_state).
+    VirtState {
+        Active = "ACTIVE", Building = "BUILDING", Paused = "PAUSED", Suspended = "SUSPENDED",
+        Stopped = "STOPPED", Rescued = "RESCUED", Resized = "RESIZED", Terminated = "TERMINATED",
+        Shelved = "SHELVED", ShelvedOffloaded = "SHELVED_OFFLOADED", Error = "ERROR",
+    }
+);
+
+api_enum!(
+    /// State of a server task.
+    TaskState { Running = "RUNNING", Completed = "COMPLETED", Aborted = "ABORTED", TimedOut = "TIMED_OUT" }
+);
+
+api_enum!(
+    /// State of one item (step) of a task.
+    ItemState {
+        Waiting = "WAITING", Running = "RUNNING", Completed = "COMPLETED", Aborted = "ABORTED",
+        TimedOut = "TIMED_OUT",
+    }
+);
+
+api_enum!(
+    /// Every action a server task can carry (see [`crate::transitions`]).
+    TaskAction {
+        Create = "CREATE", Snapshot = "SNAPSHOT", Backup = "BACKUP",
+        UpdatePassword = "UPDATE_PASSWORD", Resize = "RESIZE", Reboot = "REBOOT",
+        HardReboot = "HARD_REBOOT", Pause = "PAUSE", Unpause = "UNPAUSE", Suspend = "SUSPEND",
+        Resume = "RESUME", PowerOff = "POWER_OFF", PowerOn = "POWER_ON", Rescue = "RESCUE",
+        Unrescue = "UNRESCUE", Rebuild = "REBUILD", Move = "MOVE", Terminate = "TERMINATE",
+        Restore = "RESTORE", Shelve = "SHELVE", ShelveOffload = "SHELVE_OFFLOAD",
+        Unshelve = "UNSHELVE", AttachBlockDevice = "ATTACH_BLOCK_DEVICE",
+        DetachBlockDevice = "DETACH_BLOCK_DEVICE",
+        AttachNetworkInterface = "ATTACH_NETWORK_INTERFACE",
+        DetachNetworkInterface = "DETACH_NETWORK_INTERFACE", Lock = "LOCK", Unlock = "UNLOCK",
+    }
+);
+
+/// The API spelling of a hypervisor power state (same values, upper case).
+pub fn power_state_str(p: PowerState) -> &'static str {
+    match p {
+        PowerState::Running => "RUNNING",
+        PowerState::Paused => "PAUSED",
+        PowerState::Shutdown => "SHUTDOWN",
+        PowerState::Crashed => "CRASHED",
+        PowerState::Suspended => "SUSPENDED",
+    }
+}
+
+pub fn parse_power_state(s: &str) -> Option<PowerState> {
+    [PowerState::Running, PowerState::Paused, PowerState::Shutdown, PowerState::Crashed, PowerState::Suspended]
+        .into_iter()
+        .find(|p| power_state_str(*p) == s)
+}
+
+/// A JSON link object, `{"href": ...}`.
+pub fn link(href: impl Into<String>) -> Value {
+    json!({ "href": href.into() })
+}
+
+fn schema_link(object: &str) -> Value {
+    link(format!("/schemas/{object}"))
+}
+
+// ---------------------------------------------------------------- server types
+
+/// Users and projects a PRIVATE server type is shared with. Sets: order is
+/// not kept and duplicates collapse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shares {
+    #[serde(default)]
+    pub users: BTreeSet<String>,
+    #[serde(default)]
+    pub projects: BTreeSet<String>,
+}
+
+/// The resources of a server type (and, copied at launch, of a server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeSpec {
+    pub memory_mb: u64,
+    #[serde(default = "default_root_disk_gb")]
+    pub root_disk_gb: u64,
+    pub cpu_units: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rxtx_factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_mb: Option<u64>,
+}
+
+pub fn default_root_disk_gb() -> u64 {
+    10
+}
+
+impl TypeSpec {
+    /// What the hypervisor is asked to create (swap defaults to none).
+    pub fn server_spec(&self) -> ServerSpec {
+        ServerSpec {
+            memory_mb: self.memory_mb,
+            root_disk_gb: self.root_disk_gb,
+            cpu_units: self.cpu_units,
+            swap_mb: self.swap_mb.unwrap_or(0),
+        }
+    }
+}
+
+/// Stored at [`crate::keys::server_type`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerTypeRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub visibility: Visibility,
+    pub shares: Shares,
+    pub spec: TypeSpec,
+    pub tags: BTreeSet<String>,
+    pub created_at: String,
+    // Internal: never rendered.
+    pub owner_project_id: String,
+    pub owner_user_id: String,
+}
+
+impl ServerTypeRecord {
+    /// Owner (its creator's project) or admin: may change and see everything.
+    pub fn owned_by(&self, who: &Identity) -> bool {
+        who.admin || who.project_id == self.owner_project_id
+    }
+
+    /// Visibility rule: PUBLIC, own, or shared with the user (checked first)
+    /// or with the caller's project.
+    pub fn visible_to(&self, who: &Identity) -> bool {
+        self.owned_by(who)
+            || self.visibility == Visibility::Public
+            || self.shares.users.contains(&who.user_id)
+            || self.shares.projects.contains(&who.project_id)
+    }
+}
+
+/// The server type as a client sees it. `shares` names other users and
+/// projects, so only the owner and admins see it.
+pub fn server_type_view(t: &ServerTypeRecord, who: &Identity) -> Value {
+    let base = format!("/server_types/{}", t.id);
+    let mut v = json!({
+        "id": t.id,
+        "name": t.name,
+        "description": t.description,
+        "visibility": t.visibility,
+        "spec": t.spec,
+        "tags": t.tags,
+        "_links": {
+            "self": link(&base),
+            "tags": link(format!("{base}/tags")),
+            "shares": link(format!("{base}/shares")),
+            "describedby": schema_link("server_type"),
+        },
+    });
+    if t.owned_by(who) {
+        v["shares"] = json!(t.shares);
+    }
+    v
+}
+
+// --------------------------------------------------------------------- servers
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub ip4: Vec<String>,
+    pub ip6: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Networking {
+    pub access: Access,
+    pub interfaces: Vec<InterfaceInfo>,
+}
+
+impl Networking {
+    /// Networking after the hypervisor reported `interfaces`: the access
+    /// addresses are every address of every interface, in interface order.
+    pub fn from_interfaces(interfaces: Vec<InterfaceInfo>) -> Self {
+        let ip4 = interfaces.iter().filter_map(|i| i.ip4.clone()).collect();
+        let ip6 = interfaces.iter().filter_map(|i| i.ip6.clone()).collect();
+        Networking { access: Access { ip4, ip6 }, interfaces }
+    }
+}
+
+/// Scheduling hints of a launch (replaces v2 scheduler hints). Stored with
+/// the server so a later MOVE can honour them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Affinity {
+    #[serde(default)]
+    pub near: AffinityTarget,
+    #[serde(default)]
+    pub not_near: AffinityTarget,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AffinityTarget {
+    #[serde(default)]
+    pub server_ids: Vec<String>,
+    #[serde(default)]
+    pub server_tags: Vec<String>,
+}
+
+/// Stored at [`crate::keys::server`].
+///
+/// `power_state` is `None` until the hypervisor first reports the server:
+/// like Nova's NOSTATE while BUILDING, it is rendered as `null` and the
+/// power-state header of `HEAD /servers/{id}` is left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub id: String,
+    pub hostname: String,
+    pub project_id: String,
+    pub launched_by: String,
+    pub launched_at: String,
+    pub launch_keypair_id: Option<String>,
+    pub template_id: Option<String>,
+    pub type_id: String,
+    pub placement_id: Option<String>,
+    pub power_state: Option<PowerState>,
+    pub virt_state: VirtState,
+    pub spec: TypeSpec,
+    pub block_devices: Vec<BlockDeviceInfo>,
+    pub networking: Networking,
+    pub properties: BTreeMap<String, String>,
+    pub tags: BTreeSet<String>,
+    pub locked: bool,
+    pub updated_at: String,
+    // Internal below: rendered only in `_elevated` (admins) or never.
+    pub locked_by: Option<String>,
+    pub compute_node_id: Option<String>,
+    pub compute_node_hostname: Option<String>,
+    pub elevated_properties: BTreeMap<String, String>,
+    /// The task that is RUNNING on this server, if any: a second task is 409.
+    pub current_task_id: Option<String>,
+    pub user_data: Option<String>,
+    pub affinity: Option<Affinity>,
+}
+
+/// The full server as a client sees it; `_elevated` is filled for admins only.
+pub fn server_view(s: &ServerRecord, who: &Identity) -> Value {
+    let elevated = if who.admin {
+        json!({
+            "compute_node_hostname": s.compute_node_hostname,
+            "properties": s.elevated_properties,
+        })
+    } else {
+        json!({})
+    };
+    json!({
+        "id": s.id,
+        "hostname": s.hostname,
+        "project_id": s.project_id,
+        "launched_by": s.launched_by,
+        "launched_at": s.launched_at,
+        "launch_keypair_id": s.launch_keypair_id,
+        "template_id": s.template_id,
+        "type_id": s.type_id,
+        "placement_id": s.placement_id,
+        "power_state": s.power_state,
+        "virt_state": s.virt_state,
+        "spec": s.spec,
+        "block_devices": s.block_devices,
+        "networking": s.networking,
+        "properties": s.properties,
+        "tags": s.tags,
+        "locked": s.locked,
+        "_elevated": elevated,
+        "_links": server_links(&s.id),
+    })
+}
+
+fn server_links(id: &str) -> Value {
+    json!({
+        "self": link(format!("/servers/{id}")),
+        "describedby": schema_link("server"),
+        "rel/server_tasks": link(format!("/servers/{id}/tasks")),
+    })
+}
+
+/// One entry of the launch response.
+pub fn launch_result_view(s: &ServerRecord) -> Value {
+    json!({
+        "id": s.id,
+        "hostname": s.hostname,
+        "launched_at": s.launched_at,
+        "_links": server_links(&s.id),
+    })
+}
+
+// ----------------------------------------------------------------------- tasks
+
+/// Arguments of a task action, sent beside `action` (see
+/// [`crate::transitions::Transition::args`]). A password is never stored:
+/// it goes to the hypervisor and is forgotten.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskArgs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// One step of a task; stored inside its [`TaskRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskItem {
+    pub id: String,
+    /// Item action name, e.g. `SCHEDULING` (see [`crate::transitions`]).
+    pub action: String,
+    pub state: ItemState,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+/// Stored at [`crate::keys::task`], items embedded so that one CAS applies
+/// an event to both the item and the task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub server_id: String,
+    pub action: TaskAction,
+    pub state: TaskState,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub error: Option<String>,
+    pub args: TaskArgs,
+    pub items: Vec<TaskItem>,
+    // Internal.
+    /// The server's project, so task routes can check membership without
+    /// reading the server first.
+    pub project_id: String,
+    /// The `seq` of the last event applied; events at or below it are replays.
+    pub last_seq: u32,
+    /// The server's virt_state when the task started (restored when an
+    /// action that keeps the state on failure aborts).
+    pub from_virt_state: VirtState,
+}
+
+impl TaskRecord {
+    /// A new RUNNING task with one WAITING item per step name.
+    pub fn new(
+        id: String,
+        server: &ServerRecord,
+        action: TaskAction,
+        args: TaskArgs,
+        created_by: &str,
+        steps: &[&str],
+        now: &str,
+        new_id: &mut dyn FnMut() -> String,
+    ) -> Self {
+        let items = steps
+            .iter()
+            .map(|step| TaskItem {
+                id: new_id(),
+                action: step.to_string(),
+                state: ItemState::Waiting,
+                created_at: now.to_string(),
+                started_at: None,
+                ended_at: None,
+            })
+            .collect();
+        TaskRecord {
+            id,
+            server_id: server.id.clone(),
+            action,
+            state: TaskState::Running,
+            created_at: now.to_string(),
+            created_by: created_by.to_string(),
+            updated_at: now.to_string(),
+            error: None,
+            args,
+            items,
+            project_id: server.project_id.clone(),
+            last_seq: 0,
+            from_virt_state: server.virt_state,
+        }
+    }
+}
+
+/// The task as a client sees it: arguments beside `action`.
+pub fn task_view(t: &TaskRecord) -> Value {
+    let mut v = Map::new();
+    v.insert("id".into(), json!(t.id));
+    v.insert("server_id".into(), json!(t.server_id));
+    v.insert("action".into(), json!(t.action));
+    if let Value::Object(args) = json!(t.args) {
+        v.extend(args);
+    }
+    v.insert("state".into(), json!(t.state));
+    v.insert("created_at".into(), json!(t.created_at));
+    v.insert("created_by".into(), json!(t.created_by));
+    v.insert("updated_at".into(), json!(t.updated_at));
+    v.insert("error".into(), json!(t.error));
+    v.insert(
+        "_links".into(),
+        json!({
+            "self": link(format!("/server_tasks/{}", t.id)),
+            "describedby": schema_link("server_task"),
+            "rel/server_task_items": link(format!("/server_tasks/{}/items", t.id)),
+            "rel/server": link(format!("/servers/{}", t.server_id)),
+        }),
+    );
+    Value::Object(v)
+}
+
+pub fn task_item_view(t: &TaskRecord, item: &TaskItem) -> Value {
+    json!({
+        "id": item.id,
+        "task_id": t.id,
+        "action": item.action,
+        "state": item.state,
+        "created_at": item.created_at,
+        "started_at": item.started_at,
+        "ended_at": item.ended_at,
+        "_links": {
+            "describedby": schema_link("server_task_item"),
+            "rel/server_task": link(format!("/server_tasks/{}", t.id)),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(admin: bool) -> Identity {
+        Identity { user_id: "u1".into(), project_id: "p1".into(), admin }
+    }
+
+    pub(crate) fn sample_server() -> ServerRecord {
+        ServerRecord {
+            id: "s1".into(),
+            hostname: "web-1".into(),
+            project_id: "p1".into(),
+            launched_by: "u1".into(),
+            launched_at: "2026-01-01T00:00:00Z".into(),
+            launch_keypair_id: None,
+            template_id: Some("t1".into()),
+            type_id: "ty1".into(),
+            placement_id: None,
+            power_state: None,
+            virt_state: VirtState::Building,
+            spec: TypeSpec { memory_mb: 512, root_disk_gb: 10, cpu_units: 1, rxtx_factor: None, swap_mb: None },
+            block_devices: vec![],
+            networking: Networking::default(),
+            properties: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            locked: false,
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            locked_by: None,
+            compute_node_id: Some("n1".into()),
+            compute_node_hostname: Some("node-1".into()),
+            elevated_properties: BTreeMap::new(),
+            current_task_id: None,
+            user_data: Some("c2VjcmV0".into()),
+            affinity: None,
+        }
+    }
+
+    #[test]
+    fn enums_use_the_api_spelling() {
+        assert_eq!(json!(VirtState::ShelvedOffloaded), json!("SHELVED_OFFLOADED"));
+        assert_eq!(TaskAction::parse("HARD_REBOOT"), Some(TaskAction::HardReboot));
+        assert_eq!(TaskAction::parse("hard_reboot"), None);
+        assert_eq!(TaskAction::ALL.len(), 28);
+        assert_eq!(parse_power_state("SHUTDOWN"), Some(PowerState::Shutdown));
+        assert_eq!(Visibility::default(), Visibility::Private);
+    }
+
+    #[test]
+    fn server_view_hides_internal_fields_and_elevates_only_admins() {
+        let s = sample_server();
+        let user = server_view(&s, &who(false));
+        assert_eq!(user["_elevated"], json!({}));
+        let text = user.to_string();
+        for secret in ["node-1", "n1", "c2VjcmV0", "current_task_id", "locked_by"] {
+            assert!(!text.contains(secret), "{secret} leaked");
+        }
+        assert_eq!(user["power_state"], Value::Null);
+        assert_eq!(user["_links"]["rel/server_tasks"]["href"], "/servers/s1/tasks");
+        let admin = server_view(&s, &who(true));
+        assert_eq!(admin["_elevated"]["compute_node_hostname"], "node-1");
+    }
+
+    #[test]
+    fn server_type_visibility_follows_shares_and_ownership() {
+        let mut t = ServerTypeRecord {
+            id: "ty".into(),
+            name: "small".into(),
+            description: String::new(),
+            visibility: Visibility::Private,
+            shares: Shares::default(),
+            spec: TypeSpec { memory_mb: 1, root_disk_gb: 10, cpu_units: 1, rxtx_factor: None, swap_mb: None },
+            tags: BTreeSet::new(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            owner_project_id: "owner-p".into(),
+            owner_user_id: "owner-u".into(),
+        };
+        let stranger = who(false);
+        assert!(!t.visible_to(&stranger));
+        assert!(t.visible_to(&who(true)));
+        t.shares.users.insert("u1".into());
+        assert!(t.visible_to(&stranger));
+        t.shares.users.clear();
+        t.shares.projects.insert("p1".into());
+        assert!(t.visible_to(&stranger));
+        // Shares are the owner's business.
+        assert!(server_type_view(&t, &stranger).get("shares").is_none());
+        assert!(server_type_view(&t, &who(true)).get("shares").is_some());
+        let view = server_type_view(&t, &stranger).to_string();
+        assert!(!view.contains("owner-p") && !view.contains("owner-u"));
+    }
+
+    #[test]
+    fn task_view_puts_arguments_beside_action() {
+        let s = sample_server();
+        let mut n = 0;
+        let mut ids = || {
+            n += 1;
+            format!("i{n}")
+        };
+        let args = TaskArgs { type_id: Some("ty2".into()), ..Default::default() };
+        let t = TaskRecord::new("t1".into(), &s, TaskAction::Resize, args, "u1", &["PREPARING", "MIGRATING"], "now", &mut ids);
+        let v = task_view(&t);
+        assert_eq!(v["action"], "RESIZE");
+        assert_eq!(v["type_id"], "ty2");
+        assert!(v.get("template_id").is_none());
+        assert!(v.get("last_seq").is_none() && v.get("project_id").is_none());
+        assert_eq!(t.items[1].id, "i2");
+        assert_eq!(task_item_view(&t, &t.items[0])["state"], "WAITING");
+        assert_eq!(t.from_virt_state, VirtState::Building);
+    }
+}

@@ -1,0 +1,209 @@
+//! The route table: every public path of the API, once.
+//!
+//! From it the root component renders JSON-Home ([`json_home`]), and every
+//! component dispatches ([`match_path`]): a path that matches no row is 404,
+//! a row whose methods do not include the request's is 405 with `Allow`.
+//! Spin routes a request to a component by prefix (spin.toml); the row's
+//! [`Component`] says which component must serve it, so a request that
+//! reaches the wrong component is a 404 rather than a silent mis-route.
+//!
+//! Templates use RFC 6570 `{var}` for one path segment. Only implemented
+//! methods are listed: JSON-Home promises nothing the API does not do.
+
+use serde_json::{Map, Value, json};
+
+/// Semantic version of the API (JSON-Home `api_version` and the header).
+pub const API_VERSION: &str = "0.1.0";
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+pub const API_VERSION_HEADER: &str = "x-openstack-compute-api-version";
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+pub const VIRT_STATE_HEADER: &str = "x-openstack-compute-server-virt-state";
+pub const POWER_STATE_HEADER: &str = "x-openstack-compute-server-power-state";
+pub const JSON: &str = "application/json";
+pub const JSON_HOME: &str = "application/json-home";
+pub const SCHEMA_JSON: &str = "application/schema+json";
+
+/// Which WASI HTTP component serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Root,
+    ServerTypes,
+    Servers,
+    ServerTasks,
+    Events,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// JSON-Home relation, rendered as `rel/<rel>`.
+    pub rel: &'static str,
+    pub template: &'static str,
+    pub methods: &'static [&'static str],
+    pub component: Component,
+    /// Media type of the response bodies.
+    pub format: &'static str,
+    /// Needs `X-Auth-Token`.
+    pub auth: bool,
+    /// Listed in JSON-Home (internal routes are not).
+    pub public: bool,
+}
+
+const fn route(rel: &'static str, template: &'static str, methods: &'static [&'static str], component: Component) -> Route {
+    Route { rel, template, methods, component, format: JSON, auth: true, public: true }
+}
+
+pub static ROUTES: &[Route] = &[
+    Route { format: JSON_HOME, auth: false, ..route("home", "/", &["GET"], Component::Root) },
+    Route { auth: false, ..route("schemas", "/schemas", &["GET"], Component::Root) },
+    Route { format: SCHEMA_JSON, auth: false, ..route("schema", "/schemas/{object}", &["GET"], Component::Root) },
+    route("server_types", "/server_types", &["POST"], Component::ServerTypes),
+    route("server_type", "/server_types/{server_type}", &["GET"], Component::ServerTypes),
+    route("project_servers", "/projects/{project_id}/servers", &["POST"], Component::Servers),
+    route("server", "/servers/{server_id}", &["GET", "HEAD"], Component::Servers),
+    route("server_tasks", "/servers/{server_id}/tasks", &["GET", "POST"], Component::ServerTasks),
+    route("server_task", "/server_tasks/{task_id}", &["GET"], Component::ServerTasks),
+    route("server_task_items", "/server_tasks/{task_id}/items", &["GET"], Component::ServerTasks),
+    // Progress events from the hypervisor adapter; authenticated by a shared
+    // secret, not a token (see crate::events).
+    Route { auth: false, public: false, ..route("internal_events", "/internal/events", &["POST"], Component::Events) },
+];
+
+/// Path variables of a matched route, percent-decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(pub Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let b = segment.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The row whose template matches `path` (no query), with its variables.
+/// A variable matches one non-empty segment; an undecodable segment matches
+/// nothing.
+pub fn match_path(path: &str) -> Option<(&'static Route, Params)> {
+    let Some(rest) = path.strip_prefix('/') else { return None };
+    let segments: Vec<&str> = rest.split('/').collect();
+    'rows: for r in ROUTES {
+        let parts: Vec<&str> = r.template[1..].split('/').collect();
+        if parts.len() != segments.len() {
+            continue;
+        }
+        let mut params = Params::default();
+        for (part, seg) in parts.iter().zip(&segments) {
+            if let Some(var) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                match percent_decode(seg) {
+                    Some(v) if !v.is_empty() => params.0.push((var, v)),
+                    _ => continue 'rows,
+                }
+            } else if part != seg {
+                continue 'rows;
+            }
+        }
+        return Some((r, params));
+    }
+    None
+}
+
+/// What a template variable holds, as a URI (JSON-Home `href-vars`).
+fn var_uri(var: &str) -> &'static str {
+    match var {
+        "object" => "/schemas#/schemas/name",
+        "server_type" => "/schemas/server_type#/properties/id",
+        "project_id" => "/schemas/server#/properties/project_id",
+        "server_id" => "/schemas/server#/properties/id",
+        "task_id" => "/schemas/server_task#/properties/id",
+        _ => "/schemas",
+    }
+}
+
+/// The JSON-Home document (`GET /`).
+pub fn json_home() -> Value {
+    let mut resources = Map::new();
+    for r in ROUTES.iter().filter(|r| r.public) {
+        let vars: Vec<&str> = r
+            .template
+            .split('/')
+            .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+            .collect();
+        let mut res = if vars.is_empty() {
+            json!({ "href": r.template })
+        } else {
+            let href_vars: Map<String, Value> = vars.iter().map(|v| (v.to_string(), json!(var_uri(v)))).collect();
+            json!({ "href-template": r.template, "href-vars": href_vars })
+        };
+        let mut hints = json!({ "allow": r.methods, "formats": { r.format: {} } });
+        if r.methods.contains(&"POST") {
+            hints["acceptPost"] = json!([JSON]);
+        }
+        res["hints"] = hints;
+        resources.insert(format!("rel/{}", r.rel), res);
+    }
+    json!({ "api_version": API_VERSION, "resources": resources })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_literals_and_variables() {
+        let (r, p) = match_path("/servers/abc").unwrap();
+        assert_eq!(r.rel, "server");
+        assert_eq!(p.get("server_id"), "abc");
+        let (r, p) = match_path("/servers/abc/tasks").unwrap();
+        assert_eq!((r.rel, p.get("server_id")), ("server_tasks", "abc"));
+        assert_eq!(match_path("/").unwrap().0.rel, "home");
+        assert_eq!(match_path("/server_types/m1%2Esmall").unwrap().1.get("server_type"), "m1.small");
+    }
+
+    #[test]
+    fn unknown_paths_and_empty_or_bad_segments_do_not_match() {
+        for p in ["/nope", "/servers", "/servers/", "/servers/a/b/c", "/servers/%zz", "/servers/%ff", "//"] {
+            assert!(match_path(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn json_home_lists_public_routes_with_hints() {
+        let home = json_home();
+        assert_eq!(home["api_version"], API_VERSION);
+        let server = &home["resources"]["rel/server"];
+        assert_eq!(server["href-template"], "/servers/{server_id}");
+        assert_eq!(server["href-vars"]["server_id"], "/schemas/server#/properties/id");
+        assert_eq!(server["hints"]["allow"], json!(["GET", "HEAD"]));
+        assert!(server["hints"]["formats"].get(JSON).is_some());
+        assert_eq!(home["resources"]["rel/schemas"]["href"], "/schemas");
+        assert_eq!(home["resources"]["rel/project_servers"]["hints"]["acceptPost"], json!([JSON]));
+        assert!(home["resources"].get("rel/internal_events").is_none());
+    }
+
+    #[test]
+    fn every_template_is_unique_and_every_rel_too() {
+        let mut t: Vec<_> = ROUTES.iter().map(|r| r.template).collect();
+        let mut rels: Vec<_> = ROUTES.iter().map(|r| r.rel).collect();
+        t.sort();
+        t.dedup();
+        rels.sort();
+        rels.dedup();
+        assert_eq!(t.len(), ROUTES.len());
+        assert_eq!(rels.len(), ROUTES.len());
+    }
+}
