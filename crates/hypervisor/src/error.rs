@@ -1,0 +1,59 @@
+//! The crate's error type for everything that is not a hypervisor call result
+//! (those use the wire type [`vnext_core::hypervisor::HypervisorError`]).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why setting up or running the adapter failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A file could not be read.
+    Read { path: PathBuf, source: std::io::Error },
+    /// The inventory file is not valid TOML or has fields of the wrong type.
+    InventoryParse { path: PathBuf, message: String },
+    /// The inventory parsed but one entry breaks a rule; `entry` names it.
+    InventoryInvalid { path: PathBuf, entry: String, message: String },
+    /// The state directory could not be created.
+    StateDir { path: PathBuf, source: std::io::Error },
+    /// The SQLite journal failed.
+    Journal { context: &'static str, source: rusqlite::Error },
+    /// A journal row could not be decoded (written by another version?).
+    JournalCorrupt { context: String, message: String },
+    /// The events URL is not one this crate can post to.
+    EventsUrl { url: String, message: String },
+    /// Accepting connections on the adapter's HTTP listener failed.
+    Serve { message: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::InventoryParse { path, message } => {
+                write!(f, "{}: not a valid inventory: {message}", path.display())
+            }
+            Error::InventoryInvalid { path, entry, message } => {
+                write!(f, "{}: {entry}: {message}", path.display())
+            }
+            Error::StateDir { path, source } => {
+                write!(f, "cannot create state directory {}: {source}", path.display())
+            }
+            Error::Journal { context, source } => write!(f, "journal: {context}: {source}"),
+            Error::JournalCorrupt { context, message } => {
+                write!(f, "journal: {context}: unreadable row: {message}")
+            }
+            Error::EventsUrl { url, message } => write!(f, "events URL {url:?}: {message}"),
+            Error::Serve { message } => write!(f, "adapter HTTP API: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Read { source, .. } | Error::StateDir { source, .. } => Some(source),
+            Error::Journal { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

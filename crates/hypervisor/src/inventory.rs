@@ -1,0 +1,512 @@
+//! The deployment's inventory: placements, compute nodes and the driver.
+//!
+//! Operators describe their deployment in one TOML file (the API exposes
+//! placements read-only and never lets users define nodes). Example:
+//!
+//! ```toml
+//! [[placement]]
+//! id = "8f0c1a52-3c1e-4d8e-9b7a-0f6f3f2b1a01"
+//! name = "region-one"
+//! description = "Everything"
+//! tags = ["prod"]
+//! properties = { tier = "gold" }
+//!
+//! [[placement]]
+//! id = "8f0c1a52-3c1e-4d8e-9b7a-0f6f3f2b1a02"
+//! name = "rack-a"
+//! parents = ["region-one"]          # ids or names; several parents allowed
+//!
+//! [[compute_node]]
+//! id = "5b7c6c1e-8a38-4d5e-8c7e-2f1a9e0d0c01"
+//! hostname = "cn-a1"
+//! placements = ["rack-a"]           # ids or names
+//! memory_mb = 8192
+//! cpu_units = 4
+//! disk_gb = 100
+//! console_types = ["novnc", "spice"]
+//! enabled = true                    # default
+//!
+//! [driver]
+//! kind = "fake"
+//! step_delay_ms = 300               # default 200
+//! action_delay_ms = { spawn = 500 } # per-action overrides
+//!
+//! [[driver.fail]]                   # steps that abort
+//! action = "spawn"
+//! step = "SPAWNING"
+//! hostname_prefix = "fail-"
+//! error = "injected: no bootable device"
+//!
+//! [[driver.timeout]]                # steps that time out
+//! action = "reboot"
+//! error = "injected: guest did not come back"
+//! ```
+//!
+//! Decisions: a placement may have several parents (overlapping
+//! hierarchies), as long as the parent graph has no cycle; references
+//! (`parents`, `placements`) may use an id or a name, and are stored as ids;
+//! ids are UUIDs, accepted hyphenated or as 32 hex digits and stored
+//! lowercase hyphenated. A missing `[driver]` table means the fake driver
+//! with its defaults. Every rule violation is reported with the file, the
+//! entry and what to fix.
+
+use crate::driver::ACTION_KINDS;
+use crate::error::Error;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use vnext_core::hypervisor::{ConsoleType, Placement, Resources};
+
+/// A validated inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    /// Placements in file order, references resolved to ids.
+    pub placements: Vec<Placement>,
+    /// Compute nodes in file order (the scheduler's fallback order).
+    pub nodes: Vec<NodeConfig>,
+    pub driver: DriverConfig,
+}
+
+/// A compute node as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: String,
+    pub hostname: String,
+    pub placement_ids: Vec<String>,
+    pub capacity: Resources,
+    pub console_types: Vec<ConsoleType>,
+    pub enabled: bool,
+}
+
+/// Which backend runs the servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverConfig {
+    Fake(FakeOptions),
+}
+
+/// Settings of the fake driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeOptions {
+    /// How long every step takes, unless overridden for its action.
+    pub step_delay_ms: u64,
+    /// Per-action step delay, keyed by action kind (`spawn`, `power_off`...).
+    pub action_delay_ms: BTreeMap<String, u64>,
+    /// Steps that abort.
+    pub fail: Vec<FailRule>,
+    /// Steps that time out.
+    pub timeout: Vec<FailRule>,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        FakeOptions {
+            step_delay_ms: DEFAULT_STEP_DELAY_MS,
+            action_delay_ms: BTreeMap::new(),
+            fail: Vec::new(),
+            timeout: Vec::new(),
+        }
+    }
+}
+
+impl FakeOptions {
+    /// Options with no delays and no failures, for tests.
+    pub fn instant() -> Self {
+        FakeOptions { step_delay_ms: 0, ..Default::default() }
+    }
+}
+
+/// A failure injection rule: a step fails when every field that is set
+/// matches (an empty rule matches every step).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRule {
+    /// Action kind, as in the adapter's JSON (`spawn`, `power_off`...).
+    pub action: Option<String>,
+    /// Step (task item) name, e.g. `SPAWNING`.
+    pub step: Option<String>,
+    /// Prefix of the server's hostname.
+    pub hostname_prefix: Option<String>,
+    pub server_id: Option<String>,
+    /// The error message the step reports.
+    pub error: String,
+}
+
+pub const DEFAULT_STEP_DELAY_MS: u64 = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    placement: Vec<RawPlacement>,
+    #[serde(default)]
+    compute_node: Vec<RawNode>,
+    driver: Option<RawDriver>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlacement {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    parents: Vec<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: String,
+    hostname: String,
+    placements: Vec<String>,
+    memory_mb: u64,
+    cpu_units: u32,
+    disk_gb: u64,
+    #[serde(default)]
+    console_types: Vec<ConsoleType>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDriver {
+    kind: String,
+    step_delay_ms: Option<u64>,
+    #[serde(default)]
+    action_delay_ms: BTreeMap<String, u64>,
+    #[serde(default)]
+    fail: Vec<FailRule>,
+    #[serde(default)]
+    timeout: Vec<FailRule>,
+}
+
+impl Inventory {
+    /// Reads and validates an inventory file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Inventory, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates inventory text; `source` only names it in messages.
+    pub fn parse(text: &str, source: impl AsRef<Path>) -> Result<Inventory, Error> {
+        let source = source.as_ref().to_owned();
+        let raw: RawInventory = toml::from_str(text).map_err(|e| Error::InventoryParse {
+            path: source.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Validator { path: &source }.validate(raw)
+    }
+
+    /// The configured node with this id.
+    pub fn node(&self, id: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, entry: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::InventoryInvalid {
+            path: self.path.to_owned(),
+            entry: entry.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self, raw: RawInventory) -> Result<Inventory, Error> {
+        let placements = self.placements(raw.placement)?;
+        let nodes = self.nodes(raw.compute_node, &placements)?;
+        let driver = match raw.driver {
+            None => DriverConfig::Fake(FakeOptions::default()),
+            Some(d) => self.driver(d)?,
+        };
+        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver })
+    }
+
+    fn placements(&self, raw: Vec<RawPlacement>) -> Result<Vec<Placement>, Error> {
+        // First pass: ids and names, so parents may refer to later entries.
+        let mut by_key: HashMap<String, String> = HashMap::new();
+        let mut ids = HashSet::new();
+        let mut names = HashSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            let entry = placement_entry(i, &p.name);
+            let id = normalize_uuid(&p.id).ok_or_else(|| {
+                self.err(&entry, format!("id {:?} is not a UUID; use e.g. a `uuidgen` output", p.id))
+            })?;
+            if p.name.trim().is_empty() {
+                return Err(self.err(&entry, "name is empty; give every placement a name"));
+            }
+            if !ids.insert(id.clone()) {
+                return Err(self.err(&entry, format!("id {id} is used by an earlier placement; ids must be unique")));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(self.err(&entry, "name is used by an earlier placement; names must be unique"));
+            }
+            self.tags(&entry, &p.tags)?;
+            for key in p.properties.keys() {
+                if key.is_empty() || key.chars().count() > 50 {
+                    return Err(self.err(&entry, format!("property key {key:?} must have 1 to 50 characters")));
+                }
+            }
+            by_key.insert(id.clone(), id.clone());
+            by_key.insert(p.name.clone(), id.clone());
+            out.push(Placement {
+                id,
+                name: p.name.clone(),
+                description: p.description.clone(),
+                parent_ids: Vec::new(),
+                properties: p.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                tags: dedup(&p.tags),
+            });
+        }
+        for (i, p) in raw.iter().enumerate() {
+            let entry = placement_entry(i, &p.name);
+            let mut parents = Vec::new();
+            for reference in &p.parents {
+                let id = resolve(&by_key, reference).ok_or_else(|| {
+                    self.err(&entry, format!("parent {reference:?} is neither the id nor the name of a placement"))
+                })?;
+                if id == out[i].id {
+                    return Err(self.err(&entry, "lists itself as a parent"));
+                }
+                if !parents.contains(&id) {
+                    parents.push(id);
+                }
+            }
+            out[i].parent_ids = parents;
+        }
+        self.no_cycles(&out)?;
+        Ok(out)
+    }
+
+    fn no_cycles(&self, placements: &[Placement]) -> Result<(), Error> {
+        let index: HashMap<&str, usize> =
+            placements.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+        // 0 = unvisited, 1 = on the current path, 2 = done.
+        let mut mark = vec![0u8; placements.len()];
+        for start in 0..placements.len() {
+            if mark[start] != 0 {
+                continue;
+            }
+            // Iterative DFS keeping the path, so a cycle can be named.
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            mark[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let parents = &placements[node].parent_ids;
+                if *next < parents.len() {
+                    let parent = index[parents[*next].as_str()];
+                    *next += 1;
+                    match mark[parent] {
+                        0 => {
+                            mark[parent] = 1;
+                            stack.push((parent, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|&(n, _)| n == parent).unwrap_or(0);
+                            let mut names: Vec<&str> =
+                                stack[from..].iter().map(|&(n, _)| placements[n].name.as_str()).collect();
+                            names.push(&placements[parent].name);
+                            return Err(self.err(
+                                placement_entry(parent, &placements[parent].name),
+                                format!(
+                                    "parents form a cycle ({}); remove one of these parent links",
+                                    names.join(" -> ")
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                } else {
+                    mark[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn nodes(&self, raw: Vec<RawNode>, placements: &[Placement]) -> Result<Vec<NodeConfig>, Error> {
+        let mut by_key: HashMap<String, String> = HashMap::new();
+        for p in placements {
+            by_key.insert(p.id.clone(), p.id.clone());
+            by_key.insert(p.name.clone(), p.id.clone());
+        }
+        let mut ids = HashSet::new();
+        let mut hostnames = HashSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, n) in raw.into_iter().enumerate() {
+            let entry = if n.hostname.is_empty() {
+                format!("compute_node #{}", i + 1)
+            } else {
+                format!("compute_node {:?}", n.hostname)
+            };
+            let id = normalize_uuid(&n.id)
+                .ok_or_else(|| self.err(&entry, format!("id {:?} is not a UUID", n.id)))?;
+            if !valid_hostname(&n.hostname) {
+                return Err(self.err(
+                    &entry,
+                    "hostname must be 1 to 63 letters, digits or hyphens, not starting or ending with a hyphen",
+                ));
+            }
+            if !ids.insert(id.clone()) {
+                return Err(self.err(&entry, format!("id {id} is used by an earlier compute node")));
+            }
+            if !hostnames.insert(n.hostname.clone()) {
+                return Err(self.err(&entry, "hostname is used by an earlier compute node"));
+            }
+            if n.placements.is_empty() {
+                return Err(self.err(&entry, "placements is empty; list at least one placement (id or name)"));
+            }
+            let mut placement_ids = Vec::new();
+            for reference in &n.placements {
+                let id = resolve(&by_key, reference).ok_or_else(|| {
+                    self.err(&entry, format!("placement {reference:?} is neither the id nor the name of a placement"))
+                })?;
+                if !placement_ids.contains(&id) {
+                    placement_ids.push(id);
+                }
+            }
+            if n.memory_mb == 0 || n.cpu_units == 0 || n.disk_gb == 0 {
+                return Err(self.err(&entry, "memory_mb, cpu_units and disk_gb must all be greater than 0"));
+            }
+            let mut console_types = Vec::new();
+            for c in n.console_types {
+                if !console_types.contains(&c) {
+                    console_types.push(c);
+                }
+            }
+            out.push(NodeConfig {
+                id,
+                hostname: n.hostname,
+                placement_ids,
+                capacity: Resources { memory_mb: n.memory_mb, cpu_units: n.cpu_units, disk_gb: n.disk_gb },
+                console_types,
+                enabled: n.enabled,
+            });
+        }
+        Ok(out)
+    }
+
+    fn driver(&self, d: RawDriver) -> Result<DriverConfig, Error> {
+        if d.kind != "fake" {
+            return Err(self.err(
+                "driver",
+                format!("kind {:?} is not supported; the only driver is \"fake\"", d.kind),
+            ));
+        }
+        for action in d.action_delay_ms.keys() {
+            self.action_name("driver.action_delay_ms", action)?;
+        }
+        for (list, rules) in [("fail", &d.fail), ("timeout", &d.timeout)] {
+            for (i, rule) in rules.iter().enumerate() {
+                let entry = format!("driver.{list}[{i}]");
+                if let Some(action) = &rule.action {
+                    self.action_name(&entry, action)?;
+                }
+                if rule.error.trim().is_empty() {
+                    return Err(self.err(&entry, "error is empty; say what the injected failure reports"));
+                }
+                if let Some(id) = &rule.server_id {
+                    if normalize_uuid(id).is_none() {
+                        return Err(self.err(&entry, format!("server_id {id:?} is not a UUID")));
+                    }
+                }
+            }
+        }
+        let norm = |rules: Vec<FailRule>| -> Vec<FailRule> {
+            rules
+                .into_iter()
+                .map(|mut r| {
+                    r.server_id = r.server_id.as_deref().and_then(normalize_uuid);
+                    r
+                })
+                .collect()
+        };
+        Ok(DriverConfig::Fake(FakeOptions {
+            step_delay_ms: d.step_delay_ms.unwrap_or(DEFAULT_STEP_DELAY_MS),
+            action_delay_ms: d.action_delay_ms,
+            fail: norm(d.fail),
+            timeout: norm(d.timeout),
+        }))
+    }
+
+    fn action_name(&self, entry: &str, action: &str) -> Result<(), Error> {
+        if ACTION_KINDS.contains(&action) {
+            Ok(())
+        } else {
+            Err(self.err(
+                entry,
+                format!("unknown action {action:?}; use one of: {}", ACTION_KINDS.join(", ")),
+            ))
+        }
+    }
+
+    fn tags(&self, entry: &str, tags: &[String]) -> Result<(), Error> {
+        if tags.len() > 50 {
+            return Err(self.err(entry, "more than 50 tags"));
+        }
+        for t in tags {
+            let n = t.chars().count();
+            if n == 0 || n > 50 || t.contains('/') || t.contains(',') {
+                return Err(self.err(entry, format!("tag {t:?} must have 1 to 50 characters and no '/' or ','")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn placement_entry(i: usize, name: &str) -> String {
+    if name.is_empty() { format!("placement #{}", i + 1) } else { format!("placement {name:?}") }
+}
+
+fn resolve(by_key: &HashMap<String, String>, reference: &str) -> Option<String> {
+    by_key
+        .get(reference)
+        .or_else(|| normalize_uuid(reference).and_then(|id| by_key.get(&id)))
+        .cloned()
+}
+
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+/// Lowercase hyphenated form of a UUID given hyphenated or as 32 hex digits.
+pub(crate) fn normalize_uuid(s: &str) -> Option<String> {
+    let ok = s.len() == 32 || (s.len() == 36 && s.as_bytes()[8] == b'-');
+    if !ok {
+        return None;
+    }
+    uuid::Uuid::parse_str(s).ok().map(|u| u.hyphenated().to_string())
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}

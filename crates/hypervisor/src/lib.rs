@@ -1,0 +1,41 @@
+//! vNext Compute's hypervisor adapter.
+//!
+//! The API components never talk to a hypervisor directly: they import the
+//! WIT interface `vnext:compute/hypervisor` (see `wit/vnext-compute`). This
+//! crate is the native side of that interface:
+//!
+//! - [`inventory`]: the deployment's placements, compute nodes and driver
+//!   settings, read and validated from a TOML file.
+//! - [`driver`]: the [`Driver`] trait a hypervisor backend implements, one
+//!   operation step at a time.
+//! - [`fake`]: [`FakeDriver`], an in-memory backend in the spirit of Nova's
+//!   FakeDriver, with configurable delays and failure injection.
+//! - [`adapter`]: [`Adapter`], the interface itself: scheduling claims,
+//!   per-server operation queues, progress events.
+//! - [`events`]: the [`EventSink`] progress events go to, with an HTTP
+//!   implementation ([`HttpEventSink`]) for the API's events route.
+//! - [`journal`]: the optional SQLite journal that lets an adapter resume
+//!   unfinished operations and re-deliver events after a restart.
+//! - [`http`]: the adapter's HTTP API, for running it as its own process
+//!   beside real Spin (the `hypervisor-client` component calls it).
+//!
+//! Wire types come from [`vnext_core::hypervisor`] and [`vnext_core::events`]
+//! so the host, the adapter and the components agree on one JSON shape.
+
+pub mod adapter;
+pub mod driver;
+mod error;
+pub mod events;
+pub mod fake;
+pub mod http;
+pub mod inventory;
+pub mod journal;
+mod time;
+
+pub use adapter::{Adapter, AdapterOptions};
+pub use driver::{BoxFuture, Driver, StepError, StepRequest};
+pub use error::Error;
+pub use events::{DeliveryError, EventSink, HttpEventSink};
+pub use fake::FakeDriver;
+pub use inventory::Inventory;
+pub use journal::Journal;
