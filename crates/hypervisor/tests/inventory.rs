@@ -1,0 +1,153 @@
+mod common;
+
+use vnext_core::hypervisor::ConsoleType;
+use vnext_hypervisor::Inventory;
+use vnext_hypervisor::inventory::DriverConfig;
+
+fn error_of(toml: &str) -> String {
+    Inventory::parse(toml, "deploy/inv.toml").unwrap_err().to_string()
+}
+
+const P1: &str = "11111111-1111-4111-8111-111111111111";
+const P2: &str = "22222222-2222-4222-8222-222222222222";
+const P3: &str = "33333333-3333-4333-8333-333333333333";
+
+#[test]
+fn sample_inventory_loads_with_a_tree_of_placements_and_four_nodes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/sample-inventory.toml");
+    let inv = Inventory::load(path).unwrap();
+    assert_eq!(inv.placements.len(), 4);
+    assert_eq!(inv.nodes.len(), 4);
+    let by_name = |n: &str| inv.placements.iter().find(|p| p.name == n).unwrap();
+    assert!(by_name("region-one").parent_ids.is_empty());
+    assert_eq!(by_name("rack-a1").parent_ids, vec![by_name("zone-a").id.clone()]);
+    assert_eq!(by_name("zone-b").parent_ids, vec![by_name("region-one").id.clone()]);
+    let DriverConfig::Fake(fake) = &inv.driver;
+    assert_eq!(fake.step_delay_ms, 300);
+    assert_eq!(fake.fail.len(), 1);
+    assert_eq!(fake.timeout.len(), 1);
+    let big = inv.nodes.iter().find(|n| n.hostname == "cn-b-big").unwrap();
+    assert_eq!(big.console_types.len(), 4);
+}
+
+#[test]
+fn references_by_name_or_32_hex_id_resolve_to_hyphenated_ids() {
+    let toml = format!(
+        r#"
+[[placement]]
+id = "{}"
+name = "a"
+[[placement]]
+id = "{P2}"
+name = "b"
+parents = ["a"]
+[[placement]]
+id = "{P3}"
+name = "c"
+parents = ["b", "{}"]   # two parents: overlapping hierarchies are allowed
+[[compute_node]]
+id = "44444444444444444444444444444444"
+hostname = "n1"
+placements = ["c"]
+memory_mb = 1
+cpu_units = 1
+disk_gb = 1
+console_types = ["spice", "spice"]
+"#,
+        P1.replace('-', "").to_uppercase(),
+        P1
+    );
+    let inv = Inventory::parse(&toml, "inv.toml").unwrap();
+    assert_eq!(inv.placements[0].id, P1);
+    assert_eq!(inv.placements[2].parent_ids, vec![P2.to_string(), P1.to_string()]);
+    assert_eq!(inv.nodes[0].id, "44444444-4444-4444-4444-444444444444");
+    assert_eq!(inv.nodes[0].placement_ids, vec![P3.to_string()]);
+    assert_eq!(inv.nodes[0].console_types, vec![ConsoleType::Spice]);
+    assert!(inv.nodes[0].enabled, "enabled defaults to true");
+    // No [driver] table: the fake driver with its default delay.
+    let DriverConfig::Fake(fake) = &inv.driver;
+    assert_eq!(fake.step_delay_ms, 200);
+}
+
+#[test]
+fn unknown_parent_is_reported_with_file_entry_and_reference() {
+    let err = error_of(&format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\nparents = [\"nope\"]\n"));
+    assert!(err.starts_with("deploy/inv.toml: placement \"a\": "), "{err}");
+    assert!(err.contains("parent \"nope\" is neither the id nor the name of a placement"), "{err}");
+}
+
+#[test]
+fn parent_cycle_is_rejected_and_named() {
+    let err = error_of(&format!(
+        "[[placement]]\nid = \"{P1}\"\nname = \"a\"\nparents = [\"c\"]\n\
+         [[placement]]\nid = \"{P2}\"\nname = \"b\"\nparents = [\"a\"]\n\
+         [[placement]]\nid = \"{P3}\"\nname = \"c\"\nparents = [\"b\"]\n"
+    ));
+    assert!(err.contains("parents form a cycle"), "{err}");
+    assert!(err.contains("a -> c -> b -> a"), "{err}");
+}
+
+#[test]
+fn self_parent_is_rejected() {
+    let err = error_of(&format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\nparents = [\"a\"]\n"));
+    assert!(err.contains("lists itself as a parent"), "{err}");
+}
+
+#[test]
+fn duplicate_ids_names_and_hostnames_are_rejected() {
+    let err = error_of(&format!(
+        "[[placement]]\nid = \"{P1}\"\nname = \"a\"\n[[placement]]\nid = \"{P1}\"\nname = \"b\"\n"
+    ));
+    assert!(err.contains("placement \"b\"") && err.contains("ids must be unique"), "{err}");
+    let err = error_of(&format!(
+        "[[placement]]\nid = \"{P1}\"\nname = \"a\"\n[[placement]]\nid = \"{P2}\"\nname = \"a\"\n"
+    ));
+    assert!(err.contains("names must be unique"), "{err}");
+    let node = |id: &str| {
+        format!("[[compute_node]]\nid = \"{id}\"\nhostname = \"n\"\nplacements = [\"a\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\n")
+    };
+    let err = error_of(&format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\n{}{}", node(P2), node(P3)));
+    assert!(err.contains("compute_node \"n\": hostname is used by an earlier compute node"), "{err}");
+}
+
+#[test]
+fn bad_node_fields_are_rejected_with_what_to_fix() {
+    let base = format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\n");
+    let node = |extra: &str| format!("{base}[[compute_node]]\nid = \"{P2}\"\nhostname = \"n1\"\n{extra}");
+    let err = error_of(&node("placements = [\"zzz\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\n"));
+    assert!(err.contains("compute_node \"n1\": placement \"zzz\" is neither"), "{err}");
+    let err = error_of(&node("placements = []\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\n"));
+    assert!(err.contains("list at least one placement"), "{err}");
+    let err = error_of(&node("placements = [\"a\"]\nmemory_mb = 0\ncpu_units = 1\ndisk_gb = 1\n"));
+    assert!(err.contains("must all be greater than 0"), "{err}");
+    let err = error_of(&node("placements = [\"a\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\nconsole_types = [\"vga\"]\n"));
+    assert!(err.contains("deploy/inv.toml: not a valid inventory") && err.contains("vga"), "{err}");
+    let err = error_of(&format!("{base}[[compute_node]]\nid = \"not-a-uuid\"\nhostname = \"n1\"\nplacements = [\"a\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\n"));
+    assert!(err.contains("compute_node \"n1\": id \"not-a-uuid\" is not a UUID"), "{err}");
+    let err = error_of(&node("placements = [\"a\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\nram = 5\n"));
+    assert!(err.contains("unknown field `ram`"), "{err}");
+}
+
+#[test]
+fn driver_table_is_validated() {
+    let err = error_of("[driver]\nkind = \"libvirt\"\n");
+    assert!(err.contains("driver: kind \"libvirt\" is not supported"), "{err}");
+    let err = error_of("[driver]\nkind = \"fake\"\naction_delay_ms = { spwan = 5 }\n");
+    assert!(err.contains("driver.action_delay_ms: unknown action \"spwan\""), "{err}");
+    let err = error_of("[driver]\nkind = \"fake\"\n[[driver.fail]]\naction = \"spawn\"\nerror = \"\"\n");
+    assert!(err.contains("driver.fail[0]: error is empty"), "{err}");
+    let err = error_of("[driver]\nkind = \"fake\"\n[[driver.timeout]]\naction = \"explode\"\nerror = \"x\"\n");
+    assert!(err.contains("driver.timeout[0]: unknown action \"explode\""), "{err}");
+}
+
+#[test]
+fn tags_must_fit_the_api_rules() {
+    let err = error_of(&format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\ntags = [\"a/b\"]\n"));
+    assert!(err.contains("no '/' or ','"), "{err}");
+}
+
+#[test]
+fn missing_file_error_names_the_path() {
+    let err = Inventory::load("/nonexistent/inventory.toml").unwrap_err().to_string();
+    assert!(err.starts_with("cannot read /nonexistent/inventory.toml"), "{err}");
+}
