@@ -11,7 +11,8 @@
 //! - [`model`]: stored records and the functions that render their views.
 //! - [`validate`]: request bodies and field rules; [`schemas`]: the same
 //!   rules as JSON Schema documents.
-//! - [`transitions`]: the task-action table (Nova semantics).
+//! - [`transitions`]: the task-action table (Nova semantics) and the
+//!   hypervisor action of a task; [`progress`]: applying progress events.
 //! - [`keys`]: the key-value layout.
 //! - [`auth`]: identities and the token verifier trait.
 //! - [`routes`]: the route table, dispatch and JSON-Home.
@@ -25,6 +26,7 @@ pub mod hypervisor;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod progress;
 pub mod routes;
 pub mod scheduler;
 pub mod schemas;

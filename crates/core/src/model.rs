@@ -498,7 +498,7 @@ pub fn task_item_view(t: &TaskRecord, item: &TaskItem) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn who(admin: bool) -> Identity {

@@ -18,8 +18,10 @@
 //!   (Nova does the same); every other failure restores the prior state.
 
 use crate::error::{ApiError, ApiResult};
-use crate::hypervisor::PowerState;
-use crate::model::{TaskAction, VirtState};
+use crate::hypervisor::{
+    Action, BlockDeviceArgs, MoveArgs, NetworkInterfaceArgs, Operation, PowerState, ServerSpec, SpawnArgs,
+};
+use crate::model::{ServerRecord, TaskAction, TaskArgs, TaskRecord, VirtState};
 use serde_json::{Value, json};
 
 use PowerState as P;
@@ -197,6 +199,78 @@ pub fn table_json() -> Value {
     Value::Array(rows)
 }
 
+/// What the hypervisor needs besides the task itself.
+pub struct ActionInputs<'a> {
+    pub server: &'a ServerRecord,
+    /// Candidate nodes, best first (CREATE, MOVE).
+    pub candidates: Vec<String>,
+    /// UPDATE_PASSWORD's password (never stored).
+    pub password: Option<String>,
+    /// RESIZE's new spec, from the target server type.
+    pub resize_spec: Option<ServerSpec>,
+}
+
+/// The hypervisor action of a task, or None for actions that never reach
+/// the hypervisor (LOCK, UNLOCK). Arguments were checked by
+/// [`crate::validate::task`]; a missing one here is a bug (500).
+pub fn hypervisor_action(action: TaskAction, args: &TaskArgs, inputs: ActionInputs) -> ApiResult<Option<Action>> {
+    let missing = |what: &str| ApiError::internal(format!("{} task without {what}; report this", action.as_str()));
+    let s = inputs.server;
+    Ok(Some(match action {
+        A::Create => Action::Spawn(SpawnArgs {
+            hostname: s.hostname.clone(),
+            spec: s.spec.server_spec(),
+            template_id: s.template_id.clone(),
+            keypair_id: s.launch_keypair_id.clone(),
+            user_data: s.user_data.clone(),
+            candidate_node_ids: inputs.candidates,
+        }),
+        A::Snapshot => Action::Snapshot(args.name.clone().ok_or_else(|| missing("name"))?),
+        A::Backup => Action::Backup(args.name.clone().ok_or_else(|| missing("name"))?),
+        A::UpdatePassword => Action::UpdatePassword(inputs.password.ok_or_else(|| missing("password"))?),
+        A::Resize => Action::Resize(inputs.resize_spec.ok_or_else(|| missing("the new spec"))?),
+        A::Reboot => Action::Reboot,
+        A::HardReboot => Action::HardReboot,
+        A::Pause => Action::Pause,
+        A::Unpause => Action::Unpause,
+        A::Suspend => Action::Suspend,
+        A::Resume => Action::Resume,
+        A::PowerOff => Action::PowerOff,
+        A::PowerOn => Action::PowerOn,
+        A::Rescue => Action::Rescue(args.template_id.clone()),
+        A::Unrescue => Action::Unrescue,
+        A::Rebuild => Action::Rebuild(args.template_id.clone().ok_or_else(|| missing("template_id"))?),
+        A::Move => Action::Move(MoveArgs { candidate_node_ids: inputs.candidates, live: args.live.unwrap_or(false) }),
+        A::Terminate => Action::Terminate,
+        A::Restore => Action::Restore,
+        A::Shelve => Action::Shelve,
+        A::ShelveOffload => Action::ShelveOffload,
+        A::Unshelve => Action::Unshelve,
+        A::AttachBlockDevice | A::DetachBlockDevice => {
+            let b = BlockDeviceArgs {
+                volume_id: args.volume_id.clone().ok_or_else(|| missing("volume_id"))?,
+                device: args.device.clone(),
+            };
+            if action == A::AttachBlockDevice { Action::AttachBlockDevice(b) } else { Action::DetachBlockDevice(b) }
+        }
+        A::AttachNetworkInterface | A::DetachNetworkInterface => {
+            let n = NetworkInterfaceArgs { network_id: args.network_id.clone(), mac: args.mac.clone() };
+            if action == A::AttachNetworkInterface { Action::AttachNetworkInterface(n) } else { Action::DetachNetworkInterface(n) }
+        }
+        A::Lock | A::Unlock => return Ok(None),
+    }))
+}
+
+/// The operation submitted for `task`: one step per item, in order.
+pub fn operation(task: &TaskRecord, action: Action) -> Operation {
+    Operation {
+        task_id: task.id.clone(),
+        server_id: task.server_id.clone(),
+        action,
+        steps: task.items.iter().map(|i| i.action.clone()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +342,33 @@ mod tests {
         assert_eq!(v.as_array().unwrap().len(), TaskAction::ALL.len());
         assert_eq!(v[0]["virt_state_on_completed"], "ACTIVE");
         assert_eq!(v[1]["virt_state_on_completed"], "UNCHANGED");
+    }
+
+    #[test]
+    fn create_spawns_with_the_server_and_candidates_and_lock_needs_no_hypervisor() {
+        let server = crate::model::tests::sample_server();
+        let inputs = |candidates: Vec<String>| ActionInputs { server: &server, candidates, password: None, resize_spec: None };
+        let a = hypervisor_action(A::Create, &TaskArgs::default(), inputs(vec!["n1".into()])).unwrap().unwrap();
+        match a {
+            Action::Spawn(s) => {
+                assert_eq!(s.hostname, "web-1");
+                assert_eq!(s.candidate_node_ids, ["n1"]);
+                assert_eq!(s.spec.memory_mb, 512);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hypervisor_action(A::Lock, &TaskArgs::default(), inputs(vec![])).unwrap(), None);
+        assert_eq!(hypervisor_action(A::Resize, &TaskArgs::default(), inputs(vec![])).unwrap_err().status, 500);
+    }
+
+    #[test]
+    fn operation_steps_are_the_item_actions() {
+        let server = crate::model::tests::sample_server();
+        let mut n = 0;
+        let mut ids = || { n += 1; n.to_string() };
+        let t = TaskRecord::new("t".into(), &server, A::Pause, TaskArgs::default(), "u", get(A::Pause).items, "now", &mut ids);
+        let op = operation(&t, Action::Pause);
+        assert_eq!(op.steps, ["PAUSING"]);
+        assert_eq!((op.task_id.as_str(), op.server_id.as_str()), ("t", "s1"));
     }
 }

@@ -1,0 +1,28 @@
+//! Root component: `GET /` (JSON-Home rendered from the core route table),
+//! `GET /schemas` and `GET /schemas/{object}`. No authentication, no state.
+
+use spin_sdk::http::Request;
+use vnext_core::error::{ApiError, ApiResult};
+use vnext_core::routes::{self, Component};
+use vnext_core::schemas;
+use vnext_guest::web::{self, Ctx, Reply};
+
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> web::Response {
+    web::serve(req, Component::Root, route).await
+}
+
+async fn route(ctx: Ctx) -> ApiResult<Reply> {
+    match ctx.route.rel {
+        "home" => Ok(Reply::typed(200, routes::JSON_HOME, &routes::json_home())),
+        "schemas" => Ok(Reply::json(200, &schemas::index())),
+        "schema" => {
+            let object = ctx.param("object");
+            let schema = schemas::get(object).ok_or_else(|| {
+                ApiError::not_found(format!("no schema {object:?}; GET /schemas lists them"))
+            })?;
+            Ok(Reply::typed(200, routes::SCHEMA_JSON, &schema))
+        }
+        other => Err(ApiError::internal(format!("route {other} has no handler in the root component"))),
+    }
+}

@@ -1,0 +1,256 @@
+//! Applying a progress event ([`TaskEvent`]) to the stored task and server.
+//!
+//! The events component reads the task, skips the event if its `seq` was
+//! already applied (`seq <= last_seq`), then updates the server record and
+//! last the task record (each with compare-and-swap). Server updates only
+//! *set* state, so if the component dies between the two writes, the
+//! redelivered event applies the server part again harmlessly and then
+//! records the `seq` on the task.
+//!
+//! What an event changes:
+//! - the item at `step_index`: its state, `started_at` on the first
+//!   transition, `ended_at` when it ends;
+//! - the task: `updated_at`, `last_seq`, and on a terminal operation state
+//!   its `state` and `error`; items still WAITING when a task fails are
+//!   marked with the task's state, so no item stays open forever;
+//! - the server: the runtime the hypervisor reports (power state, compute
+//!   node, interfaces, block devices) and, when the operation ends, the
+//!   virt_state from [`crate::transitions`]; the running-task marker is
+//!   cleared.
+
+use crate::error::{ApiError, ApiResult};
+use crate::events::{OperationState, StepState, TaskEvent};
+use crate::model::{ItemState, Networking, ServerRecord, TaskRecord, TaskState};
+use crate::time;
+use crate::transitions;
+
+/// The event's time in canonical form, or 400.
+pub fn event_time(ev: &TaskEvent) -> ApiResult<String> {
+    time::normalize(&ev.at)
+        .ok_or_else(|| ApiError::bad_request(format!("at {:?} is not an RFC 3339 date-time", ev.at)).field("at"))
+}
+
+/// Whether the event was already applied to `task`.
+pub fn is_replay(task: &TaskRecord, ev: &TaskEvent) -> bool {
+    ev.seq <= task.last_seq
+}
+
+/// Checks the event belongs to `task` and names one of its items.
+pub fn check(task: &TaskRecord, ev: &TaskEvent) -> ApiResult<()> {
+    if ev.server_id != task.server_id {
+        return Err(ApiError::bad_request(format!(
+            "task {} belongs to server {}, not {}",
+            task.id, task.server_id, ev.server_id
+        ))
+        .field("server_id"));
+    }
+    if ev.seq == 0 {
+        return Err(ApiError::bad_request("seq starts at 1").field("seq"));
+    }
+    if ev.step_index as usize >= task.items.len() {
+        return Err(ApiError::bad_request(format!(
+            "step_index {} is out of range: task {} has {} items",
+            ev.step_index,
+            task.id,
+            task.items.len()
+        ))
+        .field("step_index"));
+    }
+    event_time(ev).map(|_| ())
+}
+
+fn item_state(s: StepState) -> ItemState {
+    match s {
+        StepState::Running => ItemState::Running,
+        StepState::Completed => ItemState::Completed,
+        StepState::Aborted => ItemState::Aborted,
+        StepState::TimedOut => ItemState::TimedOut,
+    }
+}
+
+fn task_state(s: OperationState) -> TaskState {
+    match s {
+        OperationState::Running => TaskState::Running,
+        OperationState::Completed => TaskState::Completed,
+        OperationState::Aborted => TaskState::Aborted,
+        OperationState::TimedOut => TaskState::TimedOut,
+    }
+}
+
+/// Applies `ev` to the task. Returns false (and changes nothing) for a replay.
+pub fn apply_to_task(task: &mut TaskRecord, ev: &TaskEvent) -> ApiResult<bool> {
+    check(task, ev)?;
+    if is_replay(task, ev) {
+        return Ok(false);
+    }
+    let at = event_time(ev)?;
+    let item = &mut task.items[ev.step_index as usize];
+    item.state = item_state(ev.step_state);
+    item.started_at.get_or_insert_with(|| at.clone());
+    if ev.step_state != StepState::Running {
+        item.ended_at = Some(at.clone());
+    }
+    if ev.operation_state.is_terminal() {
+        task.state = task_state(ev.operation_state);
+        if ev.operation_state != OperationState::Completed {
+            task.error = Some(ev.error.clone().unwrap_or_else(|| "the hypervisor gave no reason".to_string()));
+            let closed = if task.state == TaskState::TimedOut { ItemState::TimedOut } else { ItemState::Aborted };
+            for open in task.items.iter_mut().filter(|i| i.state == ItemState::Waiting) {
+                open.state = closed;
+                open.ended_at = Some(at.clone());
+            }
+        }
+    }
+    task.updated_at = at;
+    task.last_seq = ev.seq;
+    Ok(true)
+}
+
+/// Applies `ev` to the server of `task` (`task` as it was before the event;
+/// only its action and starting virt_state are used).
+pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEvent) -> ApiResult<()> {
+    let at = event_time(ev)?;
+    let row = transitions::get(task.action);
+    if let Some(rt) = &ev.server {
+        server.power_state = Some(rt.power_state);
+        if rt.compute_node_id.is_some() {
+            server.compute_node_id = rt.compute_node_id.clone();
+        }
+        if rt.compute_node_hostname.is_some() {
+            server.compute_node_hostname = rt.compute_node_hostname.clone();
+        }
+        if !rt.interfaces.is_empty() {
+            server.networking = Networking::from_interfaces(rt.interfaces.clone());
+        }
+        if !rt.block_devices.is_empty() {
+            server.block_devices = rt.block_devices.clone();
+        }
+    }
+    if ev.operation_state.is_terminal() {
+        let completed = ev.operation_state == OperationState::Completed;
+        server.virt_state = row.virt_after(completed, task.from_virt_state);
+        if completed && ev.server.is_none() {
+            if let Some(p) = row.power_on_complete {
+                server.power_state = Some(p);
+            }
+        }
+        if server.current_task_id.as_deref() == Some(task.id.as_str()) {
+            server.current_task_id = None;
+        }
+    } else if let Some(v) = row.while_running {
+        server.virt_state = v;
+    }
+    server.updated_at = at;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{InterfaceInfo, ServerRuntime};
+    use crate::hypervisor::PowerState;
+    use crate::model::{TaskAction, TaskArgs, VirtState};
+
+    fn server() -> ServerRecord {
+        crate::model::tests::sample_server()
+    }
+
+    fn task(s: &ServerRecord) -> TaskRecord {
+        let mut n = 0;
+        let mut ids = || {
+            n += 1;
+            format!("item{n}")
+        };
+        let mut t = TaskRecord::new("t1".into(), s, TaskAction::Create, TaskArgs::default(), "u1",
+            transitions::get(TaskAction::Create).items, "2026-01-01T00:00:00Z", &mut ids);
+        t.server_id = s.id.clone();
+        t
+    }
+
+    fn ev(seq: u32, step: u32, step_state: StepState, op: OperationState) -> TaskEvent {
+        TaskEvent {
+            task_id: "t1".into(),
+            server_id: "s1".into(),
+            seq,
+            step_index: step,
+            step_state,
+            operation_state: op,
+            error: None,
+            server: None,
+            at: format!("2026-01-01T00:00:0{seq}Z"),
+        }
+    }
+
+    #[test]
+    fn a_step_starting_and_ending_sets_its_times() {
+        let s = server();
+        let mut t = task(&s);
+        assert!(apply_to_task(&mut t, &ev(1, 0, StepState::Running, OperationState::Running)).unwrap());
+        assert_eq!(t.items[0].state, ItemState::Running);
+        assert_eq!(t.items[0].started_at.as_deref(), Some("2026-01-01T00:00:01Z"));
+        assert!(t.items[0].ended_at.is_none());
+        apply_to_task(&mut t, &ev(2, 0, StepState::Completed, OperationState::Running)).unwrap();
+        assert_eq!(t.items[0].ended_at.as_deref(), Some("2026-01-01T00:00:02Z"));
+        assert_eq!((t.last_seq, t.state), (2, TaskState::Running));
+    }
+
+    #[test]
+    fn replayed_events_change_nothing() {
+        let s = server();
+        let mut t = task(&s);
+        apply_to_task(&mut t, &ev(1, 0, StepState::Running, OperationState::Running)).unwrap();
+        let before = t.clone();
+        assert!(!apply_to_task(&mut t, &ev(1, 0, StepState::Completed, OperationState::Running)).unwrap());
+        assert_eq!(t, before);
+    }
+
+    #[test]
+    fn completed_create_makes_the_server_active_and_running() {
+        let mut s = server();
+        s.current_task_id = Some("t1".into());
+        let t = task(&s);
+        let mut e = ev(8, 3, StepState::Completed, OperationState::Completed);
+        e.server = Some(ServerRuntime {
+            power_state: PowerState::Running,
+            compute_node_id: Some("n2".into()),
+            compute_node_hostname: Some("node-2".into()),
+            interfaces: vec![InterfaceInfo { name: "eth0".into(), ip4: Some("10.0.0.5".into()), ip6: None, mac: "52:54:00:00:00:01".into() }],
+            block_devices: vec![],
+        });
+        apply_to_server(&mut s, &t, &e).unwrap();
+        assert_eq!(s.virt_state, VirtState::Active);
+        assert_eq!(s.power_state, Some(PowerState::Running));
+        assert_eq!(s.compute_node_hostname.as_deref(), Some("node-2"));
+        assert_eq!(s.networking.access.ip4, ["10.0.0.5"]);
+        assert_eq!(s.current_task_id, None);
+    }
+
+    #[test]
+    fn aborted_create_leaves_the_server_in_error_and_closes_waiting_items() {
+        let mut s = server();
+        let mut t = task(&s);
+        let mut e = ev(2, 0, StepState::Aborted, OperationState::Aborted);
+        e.error = Some("no compute node has room".into());
+        let before = t.clone();
+        apply_to_task(&mut t, &e).unwrap();
+        assert_eq!(t.state, TaskState::Aborted);
+        assert_eq!(t.error.as_deref(), Some("no compute node has room"));
+        assert!(t.items.iter().all(|i| i.state == ItemState::Aborted && i.ended_at.is_some()));
+        apply_to_server(&mut s, &before, &e).unwrap();
+        assert_eq!(s.virt_state, VirtState::Error);
+    }
+
+    #[test]
+    fn events_that_do_not_fit_the_task_are_400() {
+        let s = server();
+        let mut t = task(&s);
+        let mut e = ev(1, 9, StepState::Running, OperationState::Running);
+        assert_eq!(apply_to_task(&mut t, &e).unwrap_err().field.as_deref(), Some("step_index"));
+        e.step_index = 0;
+        e.server_id = "other".into();
+        assert_eq!(apply_to_task(&mut t, &e).unwrap_err().field.as_deref(), Some("server_id"));
+        e.server_id = "s1".into();
+        e.at = "yesterday".into();
+        assert_eq!(apply_to_task(&mut t, &e).unwrap_err().field.as_deref(), Some("at"));
+    }
+}

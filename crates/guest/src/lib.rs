@@ -1,0 +1,21 @@
+//! The one place with spin-sdk glue, shared by every vNext API component
+//! (`wasm32-wasip2` only).
+//!
+//! - [`bindings`]: wit-bindgen output for the imports spin-sdk does not
+//!   cover: `vnext:compute/hypervisor@0.1.0` and `wasi:keyvalue@0.2.0-draft2`
+//!   (store, atomics, batch).
+//! - [`kv`]: JSON records in the `default` store, with compare-and-swap updates.
+//! - [`web`]: request parsing, authentication, dispatch through the core
+//!   route table, and responses (request id, API version, error shape).
+//! - [`hv`]: the hypervisor calls, converting between the WIT types and
+//!   `vnext_core::hypervisor` (the only place the WIT types appear).
+//!
+//! Components stay thin: they match on a route's `rel`, call core for the
+//! logic, and use these helpers for I/O.
+
+pub mod bindings;
+pub mod hv;
+pub mod kv;
+pub mod web;
+
+pub use vnext_core as core;
