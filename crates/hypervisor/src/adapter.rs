@@ -297,12 +297,12 @@ impl Adapter {
             if state.queues.contains_key(server_id) {
                 return Err(HypervisorError::Invalid(format!("server {server_id} has operations in progress")));
             }
-            if let Some(record) = state.servers.get(server_id) {
-                if record.node_id.is_some() || !record.allocations.is_empty() {
-                    return Err(HypervisorError::Invalid(format!(
-                        "server {server_id} is not terminated; terminate it first"
-                    )));
-                }
+            if let Some(record) = state.servers.get(server_id)
+                && (record.node_id.is_some() || !record.allocations.is_empty())
+            {
+                return Err(HypervisorError::Invalid(format!(
+                    "server {server_id} is not terminated; terminate it first"
+                )));
             }
             state.servers.remove(server_id);
             if let Some(journal) = &self.inner.journal {
@@ -510,12 +510,12 @@ impl Adapter {
             if !self.deliver_until_acknowledged(&event).await {
                 return;
             }
-            if let Some(journal) = &self.inner.journal {
-                if let Err(e) = journal.delivered(&event.task_id, event.seq) {
-                    // Worst case the event is delivered again after a restart,
-                    // which the API tolerates (it ignores a seq it has applied).
-                    eprintln!("vnext-hypervisor: could not mark event {} of task {} delivered: {e}", event.seq, task_id);
-                }
+            if let Some(journal) = &self.inner.journal
+                && let Err(e) = journal.delivered(&event.task_id, event.seq)
+            {
+                // Worst case the event is delivered again after a restart,
+                // which the API tolerates (it ignores a seq it has applied).
+                eprintln!("vnext-hypervisor: could not mark event {} of task {} delivered: {e}", event.seq, task_id);
             }
             let mut state = self.inner.state.lock().unwrap();
             if let Some(q) = state.outbox.get_mut(&task_id) {

@@ -480,7 +480,7 @@ impl FakeServer {
 
     fn ensure_root_disk(&mut self) {
         if self.block_devices.is_empty() {
-            self.block_devices.push(BlockDeviceInfo { device: "vda".into(), kind: "EPHEMERAL".into() });
+            self.block_devices.push(BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() });
             self.block_volumes.push(None);
         }
     }
@@ -500,9 +500,9 @@ impl FakeServer {
 
 fn next_device(devices: &[BlockDeviceInfo]) -> String {
     (b'b'..=b'z')
-        .map(|c| format!("vd{}", c as char))
+        .map(|c| format!("/dev/vd{}", c as char))
         .find(|d| devices.iter().all(|x| &x.device != d))
-        .unwrap_or_else(|| "vdzz".into())
+        .unwrap_or_else(|| "/dev/vdzz".into())
 }
 
 /// A stable number per server, so MACs and addresses do not change between runs.

@@ -424,10 +424,10 @@ impl Validator<'_> {
                 if rule.error.trim().is_empty() {
                     return Err(self.err(&entry, "error is empty; say what the injected failure reports"));
                 }
-                if let Some(id) = &rule.server_id {
-                    if normalize_uuid(id).is_none() {
-                        return Err(self.err(&entry, format!("server_id {id:?} is not a UUID")));
-                    }
+                if let Some(id) = &rule.server_id
+                    && normalize_uuid(id).is_none()
+                {
+                    return Err(self.err(&entry, format!("server_id {id:?} is not a UUID")));
                 }
             }
         }

@@ -169,7 +169,7 @@ async fn diagnostics_are_derived_from_uptime() {
     assert_eq!(d.cpu_time_ns, 25_000_000_000, "a quarter of one CPU for 100 s");
     assert_eq!(d.memory_total_mb, 512);
     assert_eq!(d.memory_used_mb, 128 + 10);
-    assert_eq!(d.disks[0].device, "vda");
+    assert_eq!(d.disks[0].device, "/dev/vda");
     assert!(d.disks[0].read_bytes > d0.disks[0].read_bytes);
     assert_eq!(d.interfaces[0].name, "eth0");
     assert_eq!(h.driver.diagnostics(&s).await.unwrap(), d, "same uptime, same counters");
@@ -181,7 +181,7 @@ async fn block_devices_attach_and_detach_by_volume() {
     let s = spawned(&h, "vm").await;
     let args = BlockDeviceArgs { volume_id: id(), device: None };
     let rt = h.run(&op(&s, Action::AttachBlockDevice(args.clone()), &["ATTACHING_BLOCK_DEVICE"])).await.unwrap().unwrap();
-    assert_eq!(rt.block_devices.last().unwrap().device, "vdb");
+    assert_eq!(rt.block_devices.last().unwrap().device, "/dev/vdb");
     assert_eq!(rt.block_devices.last().unwrap().kind, "PERSISTENT");
     let err = h.run(&op(&s, Action::AttachBlockDevice(args.clone()), &["ATTACHING_BLOCK_DEVICE"])).await.unwrap_err();
     assert!(err.message().contains("already attached"));
