@@ -1,0 +1,242 @@
+//! The `vnext` command line. The doc comments below are the `--help` text.
+
+use crate::app::{App, RuntimeOptions};
+use crate::engine::{CacheOutcome, EngineLimits};
+use crate::manifest::Manifest;
+use crate::runtime_config::RuntimeConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Default address, as `spin up`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default address of a standalone adapter (`vnext adapter`).
+pub const DEFAULT_ADAPTER_LISTEN: &str = "127.0.0.1:3001";
+/// Default per-request deadline.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Default largest linear memory of one instance.
+pub const DEFAULT_MAX_MEMORY_MB: usize = 128;
+/// Default number of instances that may be alive at once.
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+
+/// vNext Compute host: runs the vNext Spin application (or any Spin
+/// manifest-v2 HTTP application) and drives the hypervisors.
+#[derive(Parser, Debug)]
+#[command(name = "vnext", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a Spin application, like `spin up`.
+    Up(UpArgs),
+    /// Run the hypervisor adapter as its own process, for use beside real
+    /// Spin (the `hypervisor-client` component forwards to it).
+    Adapter(AdapterArgs),
+    /// Serve a native (non-wasm) handler doing the same key-value read as
+    /// `GET /servers/{id}`: the benchmark's baseline.
+    Baseline(BaselineArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory for state (key-value database, compile cache, adapter
+    /// journal). Default: `.spin` next to the manifest.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Spin runtime configuration file (e.g. a Redis key-value store).
+    #[arg(long)]
+    pub runtime_config_file: Option<PathBuf>,
+    /// Set a key-value pair before serving: `key=value` in the default
+    /// store, or `label:key=value`. May be repeated.
+    #[arg(long = "key-value", value_name = "KEY=VALUE")]
+    pub key_values: Vec<String>,
+    /// Deployment inventory (placements, compute nodes, driver) for the
+    /// in-process hypervisor adapter.
+    #[arg(long, default_value = "deploy/sample-inventory.toml")]
+    pub inventory: PathBuf,
+    /// Shared secret for progress events (the `events_secret` variable).
+    /// Default: a random value for this process.
+    #[arg(long, env = "VNEXT_EVENTS_SECRET", hide_env_values = true)]
+    pub events_secret: Option<String>,
+    /// Per-request deadline in milliseconds; a guest still running then is
+    /// interrupted and the request gets a 500.
+    #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT_MS)]
+    pub request_timeout_ms: u64,
+    /// Largest memory one component instance may use, in MiB.
+    #[arg(long, default_value_t = DEFAULT_MAX_MEMORY_MB)]
+    pub max_memory_mb: usize,
+    /// Component instances that may be alive at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_INSTANCES)]
+    pub max_instances: u32,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AdapterArgs {
+    /// Deployment inventory (placements, compute nodes, driver).
+    #[arg(long, default_value = "deploy/sample-inventory.toml")]
+    pub inventory: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_ADAPTER_LISTEN)]
+    pub listen: SocketAddr,
+    /// Base URL of the API, where events are posted (`<url>/internal/events`).
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub events_url: String,
+    /// Shared secret sent with each event (the app's `events_secret`).
+    #[arg(long, env = "VNEXT_EVENTS_SECRET", hide_env_values = true)]
+    pub events_secret: String,
+    /// Directory for the adapter's journal.
+    #[arg(long, default_value = ".spin")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BaselineArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3002")]
+    pub listen: SocketAddr,
+    /// The SQLite key-value file to read (the host's default store).
+    #[arg(long, default_value = ".spin/sqlite_key_value.db")]
+    pub db: PathBuf,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+            Command::Adapter(args) => adapter(args).await,
+            Command::Baseline(args) => crate::baseline::serve(args.listen, &args.db, shutdown_signal()).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let manifest_path = if args.manifest.is_dir() { args.manifest.join("spin.toml") } else { args.manifest.clone() };
+    let manifest = Manifest::load(&manifest_path)?;
+    let base = manifest_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| base.join(".spin"));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+
+    let runtime_config = match &args.runtime_config_file {
+        Some(p) => RuntimeConfig::load(p)?,
+        None => RuntimeConfig::default(),
+    };
+    let stores = vnext_kv::Stores::open(&runtime_config.key_value_store, state_dir.join("sqlite_key_value.db")).await?;
+    seed_key_values(&stores, &args.key_values).await?;
+
+    let events_secret = args.events_secret.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let events = crate::events::InProcessSink::new(events_secret.clone());
+    let hypervisor = crate::events::start_adapter(&args.inventory, &state_dir, events.clone()).await?;
+
+    let options = RuntimeOptions {
+        state_dir: state_dir.clone(),
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        engine: EngineLimits { max_memory_bytes: args.max_memory_mb << 20, max_instances: args.max_instances },
+        host_variables: HashMap::from([("events_secret".to_string(), events_secret)]),
+        env: std::env::vars().collect(),
+    };
+    let app = App::load(&manifest, &base, options, stores, Some(hypervisor), |r| {
+        let how = match r.cache {
+            CacheOutcome::Hit => "from cache",
+            CacheOutcome::Miss => "compiled",
+        };
+        eprintln!("loaded component {} ({how}, {:.0?})", r.component, r.elapsed);
+    })?;
+    for d in app.router().duplicates() {
+        eprintln!("warning: route {:?} is declared more than once; the last one ({:?}) wins over {:?}", d.route, d.by, d.replaced);
+    }
+    events.attach(&app);
+    // Epoch ticker: one thread for the whole process, not one per request.
+    let engine = app.engine().clone();
+    std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || loop {
+        std::thread::sleep(crate::engine::EPOCH_TICK);
+        engine.increment_epoch();
+    })?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another server using it? try --listen)", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Serving http://{addr}");
+    println!("Available Routes:");
+    for r in app.router().routes() {
+        let name = match &r.target {
+            crate::router::Target::Component(c) => c.clone(),
+            crate::router::Target::Static(_) => "(static response)".to_string(),
+        };
+        let wildcard = matches!(r.pattern.tail, crate::router::Tail::Wildcard);
+        println!(
+            "  {name}: http://{addr}{}{}",
+            r.pattern.component_route(),
+            if wildcard { " (wildcard)" } else { "" }
+        );
+    }
+    eprintln!("ready in {:.0?}", started.elapsed());
+    crate::server::serve(app, listener, shutdown_signal()).await
+}
+
+/// `--key-value key=value` or `label:key=value`.
+async fn seed_key_values(stores: &vnext_kv::Stores, entries: &[String]) -> anyhow::Result<()> {
+    for e in entries {
+        let (lhs, value) = e.split_once('=').with_context(|| format!("--key-value {e:?} must look like key=value"))?;
+        let (label, key) = lhs.split_once(':').unwrap_or(("default", lhs));
+        let store = stores.get(label).with_context(|| format!("--key-value {e:?}: no store labelled {label:?}"))?;
+        store.set(key, value.as_bytes()).await.map_err(|err| anyhow::anyhow!("--key-value {e:?}: {err}"))?;
+    }
+    Ok(())
+}
+
+async fn adapter(args: AdapterArgs) -> anyhow::Result<()> {
+    crate::events::run_standalone_adapter(args, shutdown_signal()).await
+}
+

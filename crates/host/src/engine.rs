@@ -1,0 +1,93 @@
+//! The wasmtime engine and component compilation with an on-disk cache.
+//!
+//! Compiling a component with Cranelift takes seconds on two cores; the
+//! cache keeps each compiled artefact under `<state dir>/cache/` keyed by a
+//! hash of the wasm bytes and of the engine's configuration, so a second
+//! start only maps the file (well under a second).
+
+use anyhow::Context;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch ticker advances; the granularity of request deadlines
+/// and of the cooperative yields of a busy guest.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Limits that shape the engine (the pooling allocator reserves for them).
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Largest linear memory one instance may grow to.
+    pub max_memory_bytes: usize,
+    /// Component instances alive at once (concurrent requests).
+    pub max_instances: u32,
+}
+
+pub fn new_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances);
+    // A Rust component has a few core instances (main module, adapters),
+    // each with at most one memory and a table or two.
+    pool.total_core_instances(limits.max_instances * 8);
+    pool.total_memories(limits.max_instances * 4);
+    pool.total_tables(limits.max_instances * 8);
+    pool.total_stacks(limits.max_instances * 2);
+    pool.max_memory_size(limits.max_memory_bytes);
+    pool.max_memories_per_component(16);
+    pool.max_component_instance_size(1 << 20);
+    // Keep a little of each freed memory mapped so reuse does not fault it in again.
+    pool.linear_memory_keep_resident(64 * 1024);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
+}
+
+/// Loads `wasm` as a component, from the cache when it holds a compatible build.
+pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> anyhow::Result<(Component, CacheOutcome)> {
+    let bytes = std::fs::read(wasm_path).with_context(|| {
+        format!(
+            "cannot read component {} (build the components first: scripts/build-components.sh)",
+            wasm_path.display()
+        )
+    })?;
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    let cached = cache_dir.join(format!("{:016x}.cwasm", h.finish()));
+    if cached.exists() {
+        // SAFETY: the file was written by `Component::serialize` of an
+        // engine with the same compatibility hash, in a directory only this
+        // host writes; a stale or foreign file fails the hash check in the name.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(c) => return Ok((c, CacheOutcome::Hit)),
+            Err(e) => eprintln!("warning: ignoring unusable cache file {}: {e}", cached.display()),
+        }
+    }
+    let component = Component::new(engine, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot compile component {}: {e}", wasm_path.display()))?;
+    if let Err(e) = std::fs::create_dir_all(cache_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| Ok(component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?))
+        .and_then(|bytes| {
+            // Write then rename, so a concurrent start never maps half a file.
+            let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &cached)?;
+            Ok(())
+        })
+    {
+        eprintln!("warning: cannot write compile cache {}: {e}", cached.display());
+    }
+    Ok((component, CacheOutcome::Miss))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+}

@@ -1,0 +1,33 @@
+//! The vNext native host: runs a Spin manifest-v2 application of WASI HTTP
+//! components the way Spin 4 does, and serves vNext's own capabilities.
+//!
+//! How the crate is organised, from the outside in:
+//! - [`cli`]: the `vnext` command (`up`, `adapter`, `baseline`), whose doc
+//!   comments are its help;
+//! - [`server`]: the hyper HTTP/1.1 server, request ids, the log line, and
+//!   graceful shutdown;
+//! - [`app`]: a loaded application: router + compiled components, and the
+//!   dispatch of one request to a fresh instance (WASI 0.3 or 0.2);
+//! - [`manifest`], [`router`], [`variables`], [`outbound`],
+//!   [`runtime_config`]: Spin's manifest, route, variable, outbound-host and
+//!   runtime-config rules, each testable without wasm;
+//! - [`engine`]: wasmtime configuration, pooling allocator, compile cache;
+//! - [`state`] and [`bindings`]: what an instance can reach (WASI, key-value,
+//!   variables, the hypervisor capability);
+//! - [`outbound_http`]: outbound requests, allow-list and `*.spin.internal`;
+//! - [`events`]: in-process delivery of the adapter's progress events.
+
+pub mod app;
+pub mod baseline;
+pub mod bindings;
+pub mod cli;
+pub mod engine;
+pub mod events;
+pub mod manifest;
+pub mod outbound;
+pub mod outbound_http;
+pub mod router;
+pub mod runtime_config;
+pub mod server;
+pub mod state;
+pub mod variables;

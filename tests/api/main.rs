@@ -1,0 +1,14 @@
+//! The integration tests: one binary that starts the real host and talks
+//! HTTP to it. Each module covers one capability.
+
+mod harness;
+mod slice;
+
+// Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).
+mod probe;
+mod spin_config;
+mod spin_guest_limits;
+mod spin_headers;
+mod spin_key_value;
+mod spin_lifecycle;
+mod spin_routes;
