@@ -32,6 +32,21 @@ pub fn new_id() -> String {
     Uuid::new_v4().hyphenated().to_string()
 }
 
+/// A uniformly random decimal digit (for hostname patterns), from the
+/// same random source as [`new_id`].
+pub fn random_digit() -> u8 {
+    loop {
+        let bytes = Uuid::new_v4().into_bytes();
+        // Bytes 6 and 8 carry the version and variant bits; the rest are random.
+        // Values >= 250 are skipped so every digit is equally likely.
+        for (i, b) in bytes.iter().enumerate() {
+            if i != 6 && i != 8 && *b < 250 {
+                return b % 10;
+            }
+        }
+    }
+}
+
 /// A fresh request id, `req-<uuid>`, for `X-OpenStack-Request-ID`.
 pub fn new_request_id() -> String {
     format!("req-{}", new_id())
@@ -70,5 +85,6 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(parse_uuid(&a).as_deref(), Some(a.as_str()));
         assert!(new_request_id().starts_with("req-"));
+        assert!((0..100).map(|_| random_digit()).all(|d| d < 10));
     }
 }

@@ -254,6 +254,9 @@ pub struct LaunchRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchPlan {
     pub hostname: String,
+    /// The pattern the hostname was generated from, if any: a generated
+    /// name that is taken in the project may be drawn again.
+    pub hostname_pattern: Option<String>,
     pub type_id: String,
     pub template_id: Option<String>,
     pub keypair_id: Option<String>,
@@ -299,12 +302,13 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
                 return Err(ApiError::bad_request(format!("user_data must be base64 text of at most {MAX_USER_DATA} characters")).field(at("user_data")));
             }
         }
-        let hostname_value = match (&s.hostname, pick(&s.hostname_pattern, &d.hostname_pattern)) {
+        let pattern = pick(&s.hostname_pattern, &d.hostname_pattern).filter(|_| s.hostname.is_none());
+        let hostname_value = match (&s.hostname, &pattern) {
             (Some(h), _) => {
                 hostname(&at("hostname"), h)?;
                 h.clone()
             }
-            (None, Some(p)) => hostname_pattern(&at("hostname_pattern"), &p, digit)?,
+            (None, Some(p)) => hostname_pattern(&at("hostname_pattern"), p, digit)?,
             (None, None) => {
                 return Err(ApiError::bad_request("each server needs a hostname, or a hostname_pattern (in it or in defaults)").field(at("hostname")));
             }
@@ -325,6 +329,7 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
         }
         plans.push(LaunchPlan {
             hostname: hostname_value,
+            hostname_pattern: pattern,
             type_id,
             template_id: id("template_id", pick(&s.template_id, &d.template_id))?,
             keypair_id: id("keypair_id", pick(&s.keypair_id, &d.keypair_id))?,
@@ -544,6 +549,8 @@ mod tests {
         assert_eq!(plans.len(), 3);
         assert_eq!(plans[0].hostname, "db");
         assert_eq!(plans[1].hostname, "w-12");
+        assert_eq!(plans[0].hostname_pattern, None);
+        assert_eq!(plans[1].hostname_pattern.as_deref(), Some("w-%(rand_num)2d"));
         assert_eq!(plans[2].hostname, "w-34");
         assert_eq!(plans[2].type_id, T);
         assert_eq!(plans[2].placement_id.as_deref(), Some(T));

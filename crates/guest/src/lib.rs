@@ -7,6 +7,7 @@
 //! - [`kv`]: JSON records in the `default` store, with compare-and-swap updates.
 //! - [`web`]: request parsing, authentication, dispatch through the core
 //!   route table, and responses (request id, API version, error shape).
+//! - [`tasks`]: submitting a task's operation (or recording its failure).
 //! - [`hv`]: the hypervisor calls, converting between the WIT types and
 //!   `vnext_core::hypervisor` (the only place the WIT types appear).
 //!
@@ -16,6 +17,7 @@
 pub mod bindings;
 pub mod hv;
 pub mod kv;
+pub mod tasks;
 pub mod web;
 
 pub use vnext_core as core;

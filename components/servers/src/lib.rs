@@ -1,0 +1,217 @@
+//! Servers: launch (`POST /projects/{project}/servers`), `GET` and `HEAD
+//! /servers/{id}`.
+//!
+//! A launch validates the whole body first, resolves the server types and
+//! the placement, asks the hypervisor for its inventory and schedules,
+//! and only then claims the hostnames (compare-and-swap; released again if
+//! any claim fails, so a 400 leaves nothing behind). Each server is stored
+//! BUILDING with no power state yet (Nova's NOSTATE), gets a CREATE task,
+//! and its spawn is submitted; what happens next arrives as events.
+
+use spin_sdk::http::Request;
+use std::collections::BTreeMap;
+use vnext_core::auth::Identity;
+use vnext_core::error::{ApiError, ApiResult};
+use vnext_core::hypervisor::{ComputeNode, Placement};
+use vnext_core::ids::{new_id, parse_id, parse_uuid, random_digit};
+use vnext_core::keys::{self, HostnameClaim, IdList};
+use vnext_core::model::{
+    Networking, ServerRecord, ServerTypeRecord, TaskAction, TaskArgs, TaskRecord, VirtState, launch_result_view,
+    power_state_str, server_view,
+};
+use vnext_core::routes::{self, Component};
+use vnext_core::transitions::{self, ActionInputs};
+use vnext_core::validate::{self, LaunchPlan};
+use vnext_core::{scheduler, time};
+use vnext_guest::kv::Kv;
+use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::{hv, tasks};
+
+/// Attempts at drawing a free hostname from a pattern before giving up.
+const PATTERN_ATTEMPTS: usize = 5;
+
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> web::Response {
+    web::serve(req, Component::Servers, route).await
+}
+
+async fn route(ctx: Ctx) -> ApiResult<Reply> {
+    match (ctx.route.rel, ctx.method.as_str()) {
+        ("project_servers", "POST") => launch(&ctx).await,
+        ("server", "GET") => show(&ctx).map(|(s, who)| Reply::json(200, &server_view(&s, &who))),
+        ("server", "HEAD") => show(&ctx).map(|(s, _)| state_headers(&s)),
+        (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in servers"))),
+    }
+}
+
+/// The server if the caller may see it (404 otherwise, never 403).
+fn show(ctx: &Ctx) -> ApiResult<(ServerRecord, Identity)> {
+    let who = ctx.who()?.clone();
+    let raw = ctx.param("server_id");
+    let not_found = || ApiError::not_found(format!("no server {raw} visible to you"));
+    let id = parse_uuid(raw).ok_or_else(not_found)?;
+    let server: ServerRecord = Kv::open()?.get_json(&keys::server(&id))?.ok_or_else(not_found)?;
+    if !who.can_act_in(&server.project_id) {
+        return Err(not_found());
+    }
+    Ok((server, who))
+}
+
+/// `HEAD /servers/{id}`: the states as headers (power state left out until known).
+fn state_headers(s: &ServerRecord) -> Reply {
+    let mut r = Reply::empty(200).header(routes::VIRT_STATE_HEADER, s.virt_state.as_str());
+    if let Some(p) = s.power_state {
+        r = r.header(routes::POWER_STATE_HEADER, power_state_str(p));
+    }
+    r
+}
+
+/// Everything a launch needs to know before it writes anything.
+struct Resolved {
+    types: BTreeMap<String, ServerTypeRecord>,
+    placements: Vec<Placement>,
+    nodes: Vec<ComputeNode>,
+}
+
+async fn resolve(kv: &Kv, who: &Identity, plans: &[LaunchPlan]) -> ApiResult<Resolved> {
+    let mut types = BTreeMap::new();
+    for (i, p) in plans.iter().enumerate() {
+        if types.contains_key(&p.type_id) {
+            continue;
+        }
+        let t: Option<ServerTypeRecord> = kv.get_json(&keys::server_type(&p.type_id))?;
+        let t = t.filter(|t| t.visible_to(who)).ok_or_else(|| {
+            ApiError::bad_request(format!("no server type {} visible to you", p.type_id)).field(format!("servers[{i}].type_id"))
+        })?;
+        types.insert(p.type_id.clone(), t);
+    }
+    let placements = hv::list_placements().await?;
+    for (i, p) in plans.iter().enumerate() {
+        if let Some(pid) = &p.placement_id {
+            if !placements.iter().any(|x| &x.id == pid) {
+                return Err(ApiError::bad_request(format!("no placement {pid}; GET /placements lists them"))
+                    .field(format!("servers[{i}].placement_id")));
+            }
+        }
+    }
+    let nodes = hv::list_compute_nodes().await?;
+    Ok(Resolved { types, placements, nodes })
+}
+
+/// Claims every hostname, drawing again from a pattern when a generated
+/// name is taken. All or nothing: on failure the claims made are released.
+fn claim_hostnames(kv: &Kv, project: &str, plans: &mut [LaunchPlan], ids: &[String]) -> ApiResult<()> {
+    let mut claimed: Vec<String> = Vec::new();
+    let release = |claimed: &[String]| {
+        for key in claimed {
+            // Best effort: a leftover claim only blocks that name.
+            let _ = kv.delete(key);
+        }
+    };
+    for (i, (plan, id)) in plans.iter_mut().zip(ids).enumerate() {
+        let mut attempt = 0;
+        loop {
+            let key = keys::hostname(project, &plan.hostname);
+            match kv.create_json(&key, &HostnameClaim { server_id: id.clone() }) {
+                Ok(true) => {
+                    claimed.push(key);
+                    break;
+                }
+                Ok(false) if plan.hostname_pattern.is_some() && attempt + 1 < PATTERN_ATTEMPTS => {
+                    attempt += 1;
+                    let pattern = plan.hostname_pattern.clone().unwrap_or_default();
+                    let field = format!("servers[{i}].hostname_pattern");
+                    plan.hostname = validate::hostname_pattern(&field, &pattern, &mut random_digit)?;
+                }
+                Ok(false) => {
+                    release(&claimed);
+                    return Err(ApiError::bad_request(format!(
+                        "hostname {:?} is already used in project {project}; choose another",
+                        plan.hostname
+                    ))
+                    .field(format!("servers[{i}].hostname")));
+                }
+                Err(e) => {
+                    release(&claimed);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let raw = ctx.param("project_id");
+    let project = parse_id("project_id", raw).map_err(|_| ApiError::not_found(format!("no project {raw}")))?;
+    if !who.can_act_in(&project) {
+        return Err(ApiError::forbidden(format!(
+            "your token is scoped to project {}; launch servers in your own project",
+            who.project_id
+        )));
+    }
+    let mut plans = validate::launch(&ctx.body, &mut random_digit)?;
+    let kv = Kv::open()?;
+    let resolved = resolve(&kv, who, &plans).await?;
+    let ids: Vec<String> = plans.iter().map(|_| new_id()).collect();
+    claim_hostnames(&kv, &project, &mut plans, &ids)?;
+
+    let now = time::now();
+    let create = transitions::get(TaskAction::Create);
+    let mut started = Vec::with_capacity(plans.len());
+    for (plan, id) in plans.into_iter().zip(ids) {
+        let spec = resolved.types[&plan.type_id].spec.clone();
+        let candidates = scheduler::candidates(
+            &resolved.nodes,
+            &resolved.placements,
+            &spec.server_spec(),
+            plan.placement_id.as_deref(),
+            plan.affinity.as_ref(),
+        );
+        let task_id = new_id();
+        let server = ServerRecord {
+            id: id.clone(),
+            hostname: plan.hostname,
+            project_id: project.clone(),
+            launched_by: who.user_id.clone(),
+            launched_at: now.clone(),
+            launch_keypair_id: plan.keypair_id,
+            template_id: plan.template_id,
+            type_id: plan.type_id,
+            placement_id: plan.placement_id,
+            power_state: None,
+            virt_state: create.while_running.unwrap_or(VirtState::Building),
+            spec,
+            block_devices: Vec::new(),
+            networking: Networking::default(),
+            properties: BTreeMap::new(),
+            tags: Default::default(),
+            locked: false,
+            updated_at: now.clone(),
+            locked_by: None,
+            compute_node_id: None,
+            compute_node_hostname: None,
+            elevated_properties: BTreeMap::new(),
+            current_task_id: Some(task_id.clone()),
+            user_data: plan.user_data,
+            affinity: plan.affinity,
+        };
+        let task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
+            create.items, &now, &mut new_id);
+        kv.put_json(&keys::server(&id), &server)?;
+        kv.put_json(&keys::task(&task_id), &task)?;
+        kv.put_json(&keys::server_tasks(&id), &IdList { ids: vec![task_id] })?;
+        let inputs = ActionInputs { server: &server, candidates, password: None, resize_spec: None };
+        let action = transitions::hypervisor_action(TaskAction::Create, &task.args, inputs)?
+            .ok_or_else(|| ApiError::internal("CREATE has no hypervisor action; report this"))?;
+        started.push((server, task, action));
+    }
+    // Submitted once every record exists, so no event can arrive early.
+    let mut views = Vec::with_capacity(started.len());
+    for (server, task, action) in started {
+        tasks::submit_or_abort(&kv, &task, action).await?;
+        views.push(launch_result_view(&server));
+    }
+    Ok(Reply::json(202, &serde_json::json!({ "servers": views })))
+}
