@@ -13,7 +13,7 @@
 //!   rules as JSON Schema documents.
 //! - [`transitions`]: the task-action table (Nova semantics) and the
 //!   hypervisor action of a task; [`progress`]: applying progress events.
-//! - [`keys`]: the key-value layout.
+//! - [`keys`]: the key-value layout; [`paging`]: collection pages.
 //! - [`auth`]: identities and the token verifier trait.
 //! - [`routes`]: the route table, dispatch and JSON-Home.
 //! - [`scheduler`]: candidate compute nodes for a launch.
@@ -26,6 +26,7 @@ pub mod hypervisor;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod paging;
 pub mod progress;
 pub mod routes;
 pub mod scheduler;

@@ -1,0 +1,232 @@
+//! Server tasks: `POST /servers/{id}/tasks`, `GET /servers/{id}/tasks`,
+//! `GET /server_tasks/{id}` and `GET /server_tasks/{id}/items`.
+//!
+//! Starting a task claims the server with compare-and-swap: the claim
+//! re-checks, on the freshest record, that no task is RUNNING, that the
+//! transition is allowed from the current virt_state, and the lock; then
+//! the task is written and its operation submitted. LOCK and UNLOCK change
+//! the server in that same claim and are COMPLETED at once.
+
+use spin_sdk::http::Request;
+use vnext_core::auth::Identity;
+use vnext_core::error::{ApiError, ApiResult};
+use vnext_core::ids::{new_id, parse_uuid};
+use vnext_core::keys::{self, IdList};
+use vnext_core::model::{
+    ItemState, ServerRecord, ServerTypeRecord, TaskAction, TaskRecord, TaskState, task_item_view, task_view,
+};
+use vnext_core::paging;
+use vnext_core::routes::Component;
+use vnext_core::transitions::{self, ActionInputs};
+use vnext_core::validate::{self, NewTask};
+use vnext_core::{scheduler, time};
+use vnext_guest::kv::Kv;
+use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::{hv, tasks};
+
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> web::Response {
+    web::serve(req, Component::ServerTasks, route).await
+}
+
+async fn route(ctx: Ctx) -> ApiResult<Reply> {
+    match (ctx.route.rel, ctx.method.as_str()) {
+        ("server_tasks", "POST") => start(&ctx).await,
+        ("server_tasks", "GET") => list(&ctx),
+        ("server_task", "GET") => Ok(Reply::json(200, &task_view(&visible_task(&ctx)?))),
+        ("server_task_items", "GET") => items(&ctx),
+        (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-tasks"))),
+    }
+}
+
+fn visible_server(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerRecord> {
+    let who = ctx.who()?;
+    let raw = ctx.param("server_id");
+    let not_found = || ApiError::not_found(format!("no server {raw} visible to you"));
+    let id = parse_uuid(raw).ok_or_else(not_found)?;
+    let server: ServerRecord = kv.get_json(&keys::server(&id))?.ok_or_else(not_found)?;
+    if !who.can_act_in(&server.project_id) {
+        return Err(not_found());
+    }
+    Ok(server)
+}
+
+fn visible_task(ctx: &Ctx) -> ApiResult<TaskRecord> {
+    let who = ctx.who()?;
+    let raw = ctx.param("task_id");
+    let not_found = || ApiError::not_found(format!("no server task {raw} visible to you"));
+    let id = parse_uuid(raw).ok_or_else(not_found)?;
+    let task: TaskRecord = Kv::open()?.get_json(&keys::task(&id))?.ok_or_else(not_found)?;
+    if !who.can_act_in(&task.project_id) {
+        return Err(not_found());
+    }
+    Ok(task)
+}
+
+fn since_filter(ctx: &Ctx) -> ApiResult<Option<String>> {
+    ctx.query_all("since")
+        .last()
+        .map(|s| {
+            vnext_core::time::normalize(s)
+                .ok_or_else(|| ApiError::bad_request(format!("since {s:?} is not an RFC 3339 date-time")).field("since"))
+        })
+        .transpose()
+}
+
+/// `GET /server_tasks/{id}/items?limit&marker&since&state`, in step order.
+fn items(ctx: &Ctx) -> ApiResult<Reply> {
+    let q = paging::page_query(&ctx.query, &["since", "state"])?;
+    let since = since_filter(ctx)?;
+    let states = ctx
+        .query_all("state")
+        .map(|s| ItemState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown state {s:?}; use one of {}", ItemState::names().join(", "))).field("state")
+        }))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let task = visible_task(ctx)?;
+    // "Since" means changed since: the item's latest timestamp counts.
+    let latest = |i: &vnext_core::model::TaskItem| {
+        i.ended_at.clone().or_else(|| i.started_at.clone()).unwrap_or_else(|| i.created_at.clone())
+    };
+    let chosen: Vec<_> = task
+        .items
+        .iter()
+        .filter(|i| states.is_empty() || states.contains(&i.state))
+        .filter(|i| since.as_ref().is_none_or(|s| latest(i) >= *s))
+        .collect();
+    let (page, next) = paging::page(chosen, |i| i.id.as_str(), &q)?;
+    let views = page.into_iter().map(|i| task_item_view(&task, i)).collect();
+    let base = format!("/server_tasks/{}/items", task.id);
+    Ok(Reply::json(200, &paging::collection("server_task_items", views, &base, &ctx.query, next)))
+}
+
+/// `GET /servers/{id}/tasks?limit&marker&since&state`, newest first.
+fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let q = paging::page_query(&ctx.query, &["since", "state"])?;
+    let since = since_filter(ctx)?;
+    let states = ctx
+        .query_all("state")
+        .map(|s| TaskState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown state {s:?}; use one of {}", TaskState::names().join(", "))).field("state")
+        }))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let kv = Kv::open()?;
+    let server = visible_server(&kv, ctx)?;
+    let list: IdList = kv.get_json(&keys::server_tasks(&server.id))?.unwrap_or_default();
+    let task_keys: Vec<String> = list.ids.iter().rev().map(|id| keys::task(id)).collect();
+    let tasks: Vec<TaskRecord> = kv.get_many::<TaskRecord>(&task_keys)?.into_iter().flatten().collect();
+    let chosen: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| states.is_empty() || states.contains(&t.state))
+        .filter(|t| since.as_ref().is_none_or(|s| t.updated_at >= *s))
+        .collect();
+    let (page, next) = paging::page(chosen, |t| t.id.as_str(), &q)?;
+    let views = page.into_iter().map(task_view).collect();
+    let base = format!("/servers/{}/tasks", server.id);
+    Ok(Reply::json(200, &paging::collection("server_tasks", views, &base, &ctx.query, next)))
+}
+
+/// Checks, on the freshest server record, that `who` may start `new` now.
+fn check_startable(server: &ServerRecord, who: &Identity, action: TaskAction) -> ApiResult<()> {
+    transitions::get(action).check_start(server.virt_state)?;
+    if let Some(running) = &server.current_task_id {
+        return Err(ApiError::conflict(format!(
+            "task {running} is still RUNNING on this server; wait for it (GET /server_tasks/{running})"
+        )));
+    }
+    let unlocking_own_lock = action == TaskAction::Unlock && server.locked_by.as_deref() == Some(who.user_id.as_str());
+    if server.locked && !who.admin && !unlocking_own_lock {
+        return Err(ApiError::conflict("the server is locked; only the user who locked it or an admin may UNLOCK it"));
+    }
+    match action {
+        TaskAction::Lock if server.locked => Err(ApiError::conflict("the server is already locked")),
+        TaskAction::Unlock if !server.locked => Err(ApiError::conflict("the server is not locked")),
+        _ => Ok(()),
+    }
+}
+
+/// Inputs the hypervisor needs that come from other records.
+async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &NewTask) -> ApiResult<(Vec<String>, Option<vnext_core::hypervisor::ServerSpec>)> {
+    match new.action {
+        TaskAction::Resize => {
+            let type_id = new.args.type_id.as_deref().unwrap_or_default();
+            if type_id == server.type_id {
+                return Err(ApiError::bad_request("RESIZE needs a type_id different from the server's current type").field("type_id"));
+            }
+            let t: Option<ServerTypeRecord> = kv.get_json(&keys::server_type(type_id))?;
+            let t = t.filter(|t| t.visible_to(who)).ok_or_else(|| {
+                ApiError::bad_request(format!("no server type {type_id} visible to you")).field("type_id")
+            })?;
+            Ok((Vec::new(), Some(t.spec.server_spec())))
+        }
+        TaskAction::Move => {
+            let placements = hv::list_placements().await?;
+            if let Some(pid) = &new.args.placement_id {
+                if !placements.iter().any(|p| &p.id == pid) {
+                    return Err(ApiError::bad_request(format!("no placement {pid}")).field("placement_id"));
+                }
+            }
+            let nodes = hv::list_compute_nodes().await?;
+            let placement = new.args.placement_id.as_deref().or(server.placement_id.as_deref());
+            let mut candidates = scheduler::candidates(&nodes, &placements, &server.spec.server_spec(), placement, server.affinity.as_ref());
+            candidates.retain(|n| Some(n) != server.compute_node_id.as_ref());
+            Ok((candidates, None))
+        }
+        _ => Ok((Vec::new(), None)),
+    }
+}
+
+async fn start(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let kv = Kv::open()?;
+    let server = visible_server(&kv, ctx)?;
+    let new = validate::task(&ctx.body)?;
+    let row = transitions::get(new.action);
+    check_startable(&server, who, new.action)?;
+    let (candidates, resize_spec) = gather_inputs(&kv, who, &server, &new).await?;
+
+    let now = time::now();
+    let task_id = new_id();
+    let immediate = row.items.is_empty();
+    let mut from_state = server.virt_state;
+    // Claim the server (or, for LOCK/UNLOCK, change it) on its freshest state.
+    let claimed = kv.update_json(&keys::server(&server.id), |s: Option<ServerRecord>| {
+        let mut s = s.ok_or_else(|| ApiError::not_found(format!("server {} was removed", server.id)))?;
+        check_startable(&s, who, new.action)?;
+        from_state = s.virt_state;
+        match new.action {
+            TaskAction::Lock => {
+                s.locked = true;
+                s.locked_by = Some(who.user_id.clone());
+            }
+            TaskAction::Unlock => {
+                s.locked = false;
+                s.locked_by = None;
+            }
+            _ => {
+                s.current_task_id = Some(task_id.clone());
+                if let Some(v) = row.while_running {
+                    s.virt_state = v;
+                }
+            }
+        }
+        s.updated_at = now.clone();
+        Ok(s)
+    })?;
+    let mut task = TaskRecord::new(task_id.clone(), &server, new.action, new.args.clone(), &who.user_id, row.items, &now, &mut new_id);
+    task.from_virt_state = from_state;
+    if immediate {
+        task.state = TaskState::Completed;
+    }
+    kv.put_json(&keys::task(&task_id), &task)?;
+    kv.update_json(&keys::server_tasks(&server.id), |l: Option<IdList>| {
+        let mut l = l.unwrap_or_default();
+        l.ids.push(task_id.clone());
+        Ok(l)
+    })?;
+    let inputs = ActionInputs { server: &claimed, candidates, password: new.password.clone(), resize_spec };
+    if let Some(action) = transitions::hypervisor_action(new.action, &task.args, inputs)? {
+        tasks::submit_or_abort(&kv, &task, action).await?;
+    }
+    Ok(Reply::json(202, &task_view(&task)).header("location", format!("/server_tasks/{task_id}")))
+}

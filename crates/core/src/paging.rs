@@ -1,0 +1,141 @@
+//! Collection pages: `limit` and `marker` query parameters and the
+//! `{"<collection>": [...], "_links": {"self", "next"}}` body.
+//!
+//! `limit` defaults to 20, at most 1000 (anything else is 400); `marker`
+//! is the id of the last item of the previous page and must name an item
+//! of the collection (else 400). `next` is present only when another page
+//! exists. Unknown query parameters are 400 too, so a misspelled filter is
+//! never silently ignored.
+
+use crate::error::{ApiError, ApiResult};
+use serde_json::{Value, json};
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    pub limit: usize,
+    pub marker: Option<String>,
+}
+
+/// Reads `limit`/`marker`, refusing parameters other than those and `filters`.
+pub fn page_query(query: &[(String, String)], filters: &[&str]) -> ApiResult<PageQuery> {
+    let mut q = PageQuery { limit: DEFAULT_LIMIT, marker: None };
+    for (k, v) in query {
+        match k.as_str() {
+            "limit" => {
+                q.limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                    ApiError::bad_request(format!("limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}")).field("limit")
+                })?;
+            }
+            "marker" => q.marker = Some(v.clone()),
+            f if filters.contains(&f) => {}
+            other => {
+                let mut known = vec!["limit", "marker"];
+                known.extend_from_slice(filters);
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}; this collection takes {}",
+                    known.join(", ")
+                ))
+                .field(other));
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// The page of `items` (already filtered and ordered) after the marker,
+/// and the marker of the next page if there is one.
+pub fn page<T>(items: Vec<T>, id: impl Fn(&T) -> &str, q: &PageQuery) -> ApiResult<(Vec<T>, Option<String>)> {
+    let start = match &q.marker {
+        None => 0,
+        Some(m) => {
+            items.iter().position(|it| id(it) == m).map(|p| p + 1).ok_or_else(|| {
+                ApiError::bad_request(format!("marker {m:?} is not an item of this collection; use the id of the last item of the previous page")).field("marker")
+            })?
+        }
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(q.limit).collect();
+    let next = if start + page.len() < total { page.last().map(|it| id(it).to_string()) } else { None };
+    Ok((page, next))
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn href(base: &str, query: &[(String, String)]) -> String {
+    if query.is_empty() {
+        return base.to_string();
+    }
+    let q: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    format!("{base}?{}", q.join("&"))
+}
+
+/// The collection body. `query` is the request's; `next` keeps its filters
+/// and limit and replaces the marker.
+pub fn collection(name: &str, items: Vec<Value>, base: &str, query: &[(String, String)], next: Option<String>) -> Value {
+    let mut links = json!({ "self": { "href": href(base, query) } });
+    if let Some(marker) = next {
+        let mut q: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "marker").cloned().collect();
+        q.push(("marker".into(), marker));
+        links["next"] = json!({ "href": href(base, &q) });
+    }
+    json!({ name: items, "_links": links })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn limit_defaults_and_is_bounded() {
+        assert_eq!(page_query(&[], &[]).unwrap().limit, 20);
+        assert_eq!(page_query(&q(&[("limit", "1000")]), &[]).unwrap().limit, 1000);
+        for bad in ["0", "1001", "-1", "x", ""] {
+            assert_eq!(page_query(&q(&[("limit", bad)]), &[]).unwrap_err().field.as_deref(), Some("limit"));
+        }
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_and_filters_accepted() {
+        assert!(page_query(&q(&[("state", "RUNNING")]), &["state"]).is_ok());
+        assert_eq!(page_query(&q(&[("sate", "RUNNING")]), &["state"]).unwrap_err().field.as_deref(), Some("sate"));
+    }
+
+    #[test]
+    fn pages_follow_the_marker_and_stop_at_the_end() {
+        let items: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
+        let first = PageQuery { limit: 2, marker: None };
+        let (p, next) = page(items.clone(), |s| s, &first).unwrap();
+        assert_eq!((p, next.as_deref()), (vec!["1".to_string(), "2".into()], Some("2")));
+        let last = PageQuery { limit: 2, marker: Some("4".into()) };
+        let (p, next) = page(items.clone(), |s| s, &last).unwrap();
+        assert_eq!((p, next), (vec!["5".to_string()], None));
+        let exact = PageQuery { limit: 5, marker: None };
+        assert_eq!(page(items.clone(), |s| s, &exact).unwrap().1, None);
+        let bad = PageQuery { limit: 2, marker: Some("9".into()) };
+        assert_eq!(page(items, |s| s, &bad).unwrap_err().field.as_deref(), Some("marker"));
+    }
+
+    #[test]
+    fn next_link_keeps_filters_and_replaces_the_marker() {
+        let body = collection("things", vec![json!(1)], "/things", &q(&[("limit", "1"), ("marker", "a"), ("tag", "x y")]), Some("b".into()));
+        assert_eq!(body["_links"]["self"]["href"], "/things?limit=1&marker=a&tag=x%20y");
+        assert_eq!(body["_links"]["next"]["href"], "/things?limit=1&tag=x%20y&marker=b");
+        let body = collection("things", vec![], "/things", &[], None);
+        assert!(body["_links"].get("next").is_none());
+        assert_eq!(body["things"], json!([]));
+    }
+}
