@@ -163,7 +163,7 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             let placements = hv::list_placements().await?;
             if let Some(pid) = &new.args.placement_id {
                 if !placements.iter().any(|p| &p.id == pid) {
-                    return Err(ApiError::bad_request(format!("no placement {pid}")).field("placement_id"));
+                    return Err(ApiError::bad_request(format!("no placement {pid} in this deployment")).field("placement_id"));
                 }
             }
             let nodes = hv::list_compute_nodes().await?;

@@ -89,7 +89,7 @@ async fn resolve(kv: &Kv, who: &Identity, plans: &[LaunchPlan]) -> ApiResult<Res
     for (i, p) in plans.iter().enumerate() {
         if let Some(pid) = &p.placement_id {
             if !placements.iter().any(|x| &x.id == pid) {
-                return Err(ApiError::bad_request(format!("no placement {pid}; GET /placements lists them"))
+                return Err(ApiError::bad_request(format!("no placement {pid} in this deployment"))
                     .field(format!("servers[{i}].placement_id")));
             }
         }
