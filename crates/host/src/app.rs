@@ -318,7 +318,7 @@ async fn call_p3(
     req: http::Request<Bytes>,
 ) -> anyhow::Result<http::Response<Bytes>> {
     use wasmtime_wasi_http::p3::Request;
-    let service = pre.instantiate_async(&mut *store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:?}"))?;
+    let service = pre.instantiate_async(&mut *store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:#}"))?;
     let req = req.map(full_body);
     let (req, _io) = Request::from_http(&mut store.data_mut().hooks, req);
     let result = store
@@ -335,8 +335,8 @@ async fn call_p3(
             Ok(Ok(http::Response::from_parts(parts, body)))
         })
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     result.map_err(|code| anyhow::anyhow!("guest returned error code {code:?}"))
 }
 
@@ -351,7 +351,7 @@ async fn call_p2(
     let req = req.map(full_body);
     let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = store.data_mut().http().new_response_outparam(sender).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let proxy = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:?}"))?;
+    let proxy = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:#}"))?;
     let task = tokio::spawn(async move {
         proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
     });
@@ -362,13 +362,13 @@ async fn call_p2(
             // The guest may still be running after streaming its body; wait
             // so its errors are seen and its instance freed.
             if let Ok(Err(e)) = task.await {
-                anyhow::bail!("guest failed after responding: {e:?}");
+                anyhow::bail!("guest failed after responding: {e:#}");
             }
             Ok(http::Response::from_parts(parts, body))
         }
         Ok(Err(code)) => anyhow::bail!("guest returned error code {code:?}"),
         Err(_) => match task.await {
-            Ok(Err(e)) => anyhow::bail!("guest trapped: {e:?}"),
+            Ok(Err(e)) => anyhow::bail!("guest trapped: {e:#}"),
             Ok(Ok(())) => anyhow::bail!("guest returned without setting a response"),
             Err(e) => anyhow::bail!("guest task panicked: {e}"),
         },

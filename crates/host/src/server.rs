@@ -7,20 +7,19 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use vnext_core::routes::REQUEST_ID_HEADER;
 
 /// Largest request body accepted; larger ones get 413 before any guest runs.
 pub const MAX_REQUEST_BODY: usize = 8 * 1024 * 1024;
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// The header carrying the request id, as vNext and OpenStack name it.
-pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -65,7 +64,6 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         eprintln!("warning: some requests were still running after {SHUTDOWN_GRACE:?}");
     }
-    let _ = TokioExecutor::new();
     Ok(())
 }
 
@@ -97,39 +95,10 @@ async fn handle(app: &App, req: http::Request<Incoming>, peer: SocketAddr) -> ht
         .to_string();
     eprintln!(
         "{} {method} {path} component={} status={} duration={:.2}ms request_id={request_id}",
-        vnext_core_time_now(),
+        vnext_core::time::now(),
         outcome.component,
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0,
     );
     response.map(Full::new)
-}
-
-fn vnext_core_time_now() -> String {
-    humantime_rfc3339(std::time::SystemTime::now())
-}
-
-/// RFC 3339 UTC with milliseconds, for log lines.
-pub fn humantime_rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (proleptic Gregorian), valid for all dates after 1970.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = if month <= 2 { y + 1 } else { y };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
 }

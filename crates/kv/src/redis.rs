@@ -19,6 +19,9 @@ end
 return 0
 "#;
 
+/// How long start-up waits for Redis before giving up.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Keys fetched per SCAN round trip by `get_keys`.
 const SCAN_COUNT: usize = 1000;
 
@@ -37,9 +40,18 @@ impl RedisStore {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
-        let conn = ConnectionManager::new(client)
+        // The connection manager retries forever; one plain connection
+        // first makes an unreachable server an immediate, clear error.
+        let unreachable = |e: String| anyhow::anyhow!("cannot connect to Redis at {url}: {e}");
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+        }
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client))
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {url}: {e}"))?;
+            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(RedisStore { conn, cas: redis::Script::new(CAS_SCRIPT) })
     }
 

@@ -29,7 +29,6 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/store.bucket": crate::bindings::key_value::KvHandle,
         "wasi:keyvalue/atomics.cas": crate::bindings::key_value::CasHandle,
     },
-    include_generated_code_from_file: true,
 });
 
 use crate::state::HostState;
