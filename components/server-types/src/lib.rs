@@ -1,11 +1,12 @@
-//! Server types (flavors): `POST /server_types` and
-//! `GET /server_types/{id or name}`.
+//! Server types (flavors): `POST /server_types`,
+//! `GET|PATCH|DELETE /server_types/{id or name}` and the tag routes.
 //!
 //! Names are unique through a claim record (`server_type_name/{name}`)
 //! created with compare-and-swap before the type itself is written; a
 //! second creator of the same name finds the claim and gets 400.
 
 use spin_sdk::http::Request;
+use std::collections::BTreeSet;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::{new_id, parse_uuid};
 use vnext_core::keys::{self, NameClaim};
@@ -24,6 +25,34 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("server_types", "POST") => create(&ctx),
         ("server_type", "GET") => show(&ctx),
+        ("server_type", "PATCH") => patch(&ctx),
+        ("server_type", "DELETE") => delete(&ctx),
+        ("server_type_tags", "GET") => {
+            let t = find(&Kv::open()?, &ctx)?;
+            Ok(Reply::json(200, &serde_json::json!({ "tags": t.tags })))
+        }
+        ("server_type_tags", "PUT") => {
+            let tags = validate::tag_list(&ctx.body)?;
+            change_tags(&ctx, |t| Ok(*t = tags.clone()))
+        }
+        ("server_type_tags", "DELETE") => change_tags(&ctx, |t| Ok(t.clear())),
+        ("server_type_tag", "PUT") => {
+            let tag = ctx.param("tag").to_string();
+            validate::tag("tag", &tag)?;
+            change_tags(&ctx, |t| {
+                t.insert(tag.clone());
+                if t.len() > validate::MAX_TAGS {
+                    return Err(ApiError::bad_request(format!("a server type has at most {} tags", validate::MAX_TAGS)).field("tag"));
+                }
+                Ok(())
+            })
+        }
+        ("server_type_tag", "DELETE") => {
+            let tag = ctx.param("tag").to_string();
+            change_tags(&ctx, |t| {
+                if t.remove(&tag) { Ok(()) } else { Err(ApiError::not_found(format!("the server type has no tag {tag:?}"))) }
+            })
+        }
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-types"))),
     }
 }
@@ -59,11 +88,11 @@ fn create(ctx: &Ctx) -> ApiResult<Reply> {
     Ok(Reply::json(201, &server_type_view(&record, who)).header("location", format!("/server_types/{id}")))
 }
 
-/// A path segment that parses as a UUID is an id, anything else a name.
-fn show(ctx: &Ctx) -> ApiResult<Reply> {
+/// The type named by the path (a segment that parses as a UUID is an id,
+/// anything else a name) if the caller may see it; 404 otherwise.
+fn find(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerTypeRecord> {
     let who = ctx.who()?;
     let key = ctx.param("server_type");
-    let kv = Kv::open()?;
     let not_found = || ApiError::not_found(format!("no server type {key:?} visible to you; GET /server_types/{{id or name}}"));
     let id = match parse_uuid(key) {
         Some(id) => id,
@@ -74,5 +103,94 @@ fn show(ctx: &Ctx) -> ApiResult<Reply> {
     if !record.visible_to(who) {
         return Err(not_found());
     }
-    Ok(Reply::json(200, &server_type_view(&record, who)))
+    Ok(record)
+}
+
+fn show(ctx: &Ctx) -> ApiResult<Reply> {
+    let record = find(&Kv::open()?, ctx)?;
+    Ok(Reply::json(200, &server_type_view(&record, ctx.who()?)))
+}
+
+/// The type, if the caller may also change it (owner or admin; 403 otherwise).
+fn find_owned(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerTypeRecord> {
+    let record = find(kv, ctx)?;
+    if !record.owned_by(ctx.who()?) {
+        return Err(ApiError::forbidden("only the owner of a server type or an admin may change it"));
+    }
+    Ok(record)
+}
+
+/// Applies `f` to the tags of the type with compare-and-swap; 204.
+fn change_tags(ctx: &Ctx, f: impl Fn(&mut BTreeSet<String>) -> ApiResult<()>) -> ApiResult<Reply> {
+    let kv = Kv::open()?;
+    let record = find_owned(&kv, ctx)?;
+    kv.update_json(&keys::server_type(&record.id), |t: Option<ServerTypeRecord>| {
+        let mut t = t.ok_or_else(|| ApiError::not_found("the server type was deleted meanwhile"))?;
+        f(&mut t.tags)?;
+        Ok(t)
+    })?;
+    Ok(Reply::empty(204))
+}
+
+/// `PATCH`: name (re-claimed), description, visibility, spec; 204.
+fn patch(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let p = validate::server_type_patch(&ctx.body)?;
+    if p.visibility == Some(Visibility::Public) && !who.admin {
+        return Err(ApiError::forbidden("only admins may make a server type PUBLIC").field("visibility"));
+    }
+    let kv = Kv::open()?;
+    let record = find_owned(&kv, ctx)?;
+    let rename = p.name.clone().filter(|n| *n != record.name);
+    if let Some(name) = &rename {
+        if !kv.create_json(&keys::server_type_name(name), &NameClaim { id: record.id.clone() })? {
+            return Err(ApiError::bad_request(format!("a server type named {name:?} already exists; choose another name")).field("name"));
+        }
+    }
+    let updated = kv.update_json(&keys::server_type(&record.id), |t: Option<ServerTypeRecord>| {
+        let mut t = t.ok_or_else(|| ApiError::not_found("the server type was deleted meanwhile"))?;
+        if let Some(n) = &rename {
+            t.name = n.clone();
+        }
+        if let Some(d) = &p.description {
+            t.description = d.clone();
+        }
+        if let Some(v) = p.visibility {
+            t.visibility = v;
+        }
+        if let Some(spec) = &p.spec {
+            t.spec = spec.clone();
+        }
+        Ok(t)
+    });
+    match (updated, rename) {
+        (Ok(_), Some(_)) => release_name(&kv, &record.name, &record.id)?,
+        (Err(e), Some(name)) => {
+            release_name(&kv, &name, &record.id)?;
+            return Err(e);
+        }
+        (result, None) => {
+            result?;
+        }
+    }
+    Ok(Reply::empty(204))
+}
+
+/// Deletes a name claim if it is still this type's.
+fn release_name(kv: &Kv, name: &str, id: &str) -> ApiResult<()> {
+    let key = keys::server_type_name(name);
+    if kv.get_json::<NameClaim>(&key)?.is_some_and(|c| c.id == id) {
+        kv.delete(&key)?;
+    }
+    Ok(())
+}
+
+/// `DELETE`: the record first, then its name claim; 204. Servers launched
+/// from it keep their copy of the spec.
+fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+    let kv = Kv::open()?;
+    let record = find_owned(&kv, ctx)?;
+    kv.delete(&keys::server_type(&record.id))?;
+    release_name(&kv, &record.name, &record.id)?;
+    Ok(Reply::empty(204))
 }

@@ -1,5 +1,5 @@
 //! Servers: launch (`POST /projects/{project}/servers`), `GET` and `HEAD
-//! /servers/{id}`.
+//! /servers/{id}`, `GET /projects/{project}/servers/{hostname}`.
 //!
 //! A launch validates the whole body first, resolves the server types and
 //! the placement, asks the hypervisor for its inventory and schedules,
@@ -38,6 +38,7 @@ async fn handle(req: Request) -> web::Response {
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("project_servers", "POST") => launch(&ctx).await,
+        ("project_server", "GET") => by_hostname(&ctx),
         ("server", "GET") => show(&ctx).map(|(s, who)| Reply::json(200, &server_view(&s, &who))),
         ("server", "HEAD") => show(&ctx).map(|(s, _)| state_headers(&s)),
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in servers"))),
@@ -55,6 +56,22 @@ fn show(ctx: &Ctx) -> ApiResult<(ServerRecord, Identity)> {
         return Err(not_found());
     }
     Ok((server, who))
+}
+
+/// `GET /projects/{project}/servers/{hostname}` (hostnames ignore case).
+fn by_hostname(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let (raw_project, hostname) = (ctx.param("project_id"), ctx.param("hostname"));
+    let not_found = || ApiError::not_found(format!("no server {hostname:?} in project {raw_project} visible to you"));
+    let project = parse_uuid(raw_project).ok_or_else(not_found)?;
+    if !who.can_act_in(&project) {
+        return Err(not_found());
+    }
+    let kv = Kv::open()?;
+    let claim: HostnameClaim = kv.get_json(&keys::hostname(&project, hostname))?.ok_or_else(not_found)?;
+    // A claim whose server is not written yet (launch in progress) is absent.
+    let server: ServerRecord = kv.get_json(&keys::server(&claim.server_id))?.ok_or_else(not_found)?;
+    Ok(Reply::json(200, &server_view(&server, who)))
 }
 
 /// `HEAD /servers/{id}`: the states as headers (power state left out until known).

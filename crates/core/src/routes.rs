@@ -57,8 +57,11 @@ pub static ROUTES: &[Route] = &[
     Route { auth: false, ..route("schemas", "/schemas", &["GET"], Component::Root) },
     Route { format: SCHEMA_JSON, auth: false, ..route("schema", "/schemas/{object}", &["GET"], Component::Root) },
     route("server_types", "/server_types", &["POST"], Component::ServerTypes),
-    route("server_type", "/server_types/{server_type}", &["GET"], Component::ServerTypes),
+    route("server_type", "/server_types/{server_type}", &["GET", "PATCH", "DELETE"], Component::ServerTypes),
+    route("server_type_tags", "/server_types/{server_type}/tags", &["GET", "PUT", "DELETE"], Component::ServerTypes),
+    route("server_type_tag", "/server_types/{server_type}/tags/{tag}", &["PUT", "DELETE"], Component::ServerTypes),
     route("project_servers", "/projects/{project_id}/servers", &["POST"], Component::Servers),
+    route("project_server", "/projects/{project_id}/servers/{hostname}", &["GET"], Component::Servers),
     route("server", "/servers/{server_id}", &["GET", "HEAD"], Component::Servers),
     route("server_tasks", "/servers/{server_id}/tasks", &["GET", "POST"], Component::ServerTasks),
     route("server_task", "/server_tasks/{task_id}", &["GET"], Component::ServerTasks),
@@ -130,6 +133,8 @@ fn var_uri(var: &str) -> &'static str {
         "project_id" => "/schemas/server#/properties/project_id",
         "server_id" => "/schemas/server#/properties/id",
         "task_id" => "/schemas/server_task#/properties/id",
+        "hostname" => "/schemas/server#/properties/hostname",
+        "tag" => "/schemas/tag",
         _ => "/schemas",
     }
 }

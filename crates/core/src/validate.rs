@@ -224,6 +224,46 @@ pub fn server_type_create(body: &[u8]) -> ApiResult<NewServerType> {
     })
 }
 
+/// Body of `PATCH /server_types/{id}`: any of these; `shares` and `tags`
+/// have their own routes and are refused here by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTypePatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub spec: Option<TypeSpec>,
+    // Present only to give a precise 400 instead of "unknown field".
+    pub shares: Option<serde_json::Value>,
+    pub tags: Option<serde_json::Value>,
+}
+
+pub fn server_type_patch(body: &[u8]) -> ApiResult<ServerTypePatch> {
+    let p: ServerTypePatch = parse_body(body)?;
+    if p.shares.is_some() {
+        return Err(ApiError::bad_request("shares cannot be patched; use PUT /server_types/{id}/shares").field("shares"));
+    }
+    if p.tags.is_some() {
+        return Err(ApiError::bad_request("tags cannot be patched; use PUT /server_types/{id}/tags").field("tags"));
+    }
+    if let Some(n) = &p.name {
+        type_name("name", n)?;
+    }
+    if p.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
+        return Err(ApiError::bad_request("description is limited to 1024 characters").field("description"));
+    }
+    if let Some(spec) = &p.spec {
+        type_spec("spec", spec)?;
+    }
+    Ok(p)
+}
+
+/// Body of `PUT .../tags`: a JSON array of tags, kept as a set.
+pub fn tag_list(body: &[u8]) -> ApiResult<BTreeSet<String>> {
+    let list: Vec<String> = parse_body(body)?;
+    tags("tags", list)
+}
+
 // ------------------------------------------------------------------ launch
 
 /// Fields of `defaults` and of each `servers[]` entry of a launch.
@@ -493,6 +533,22 @@ mod tests {
         assert_eq!(t.visibility, Visibility::Private);
         assert_eq!(t.tags.len(), 2);
         assert!(t.shares.users.contains(T));
+    }
+
+    #[test]
+    fn patch_refuses_shares_and_tags_by_name() {
+        assert_eq!(server_type_patch(br#"{"tags":["a"]}"#).unwrap_err().field.as_deref(), Some("tags"));
+        assert_eq!(server_type_patch(br#"{"shares":{}}"#).unwrap_err().field.as_deref(), Some("shares"));
+        let p = server_type_patch(br#"{"description":"d","visibility":"PUBLIC"}"#).unwrap();
+        assert_eq!(p.visibility, Some(Visibility::Public));
+        assert!(server_type_patch(br#"{"spec":{"memory_mb":1,"cpu_units":0}}"#).is_err());
+    }
+
+    #[test]
+    fn tag_list_bodies_are_arrays_of_tags() {
+        assert_eq!(tag_list(br#"["b","a","b"]"#).unwrap().len(), 2);
+        assert!(tag_list(br#"{"tags":[]}"#).is_err());
+        assert_eq!(tag_list(br#"["a/b"]"#).unwrap_err().field.as_deref(), Some("tags[0]"));
     }
 
     #[test]
