@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Benchmark of the host (not a test): prints figures measured in one run on
+# this machine, next to a native baseline, and the targets they are held to.
+#
+#   GET /servers/{id} through the host (wasm component, auth, KV read, JSON)
+#   vs. a native hyper handler doing the same key-value read (vnext baseline),
+#   wrk -t2 -c16 (throughput, p50/p99) and -c1 (single-connection p50);
+#   start-up to first response with a warm compile cache; host peak RSS.
+#
+# Usage: scripts/bench.sh [DURATION_SECONDS]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+command -v wrk >/dev/null || { log "wrk is missing: run scripts/setup.sh"; exit 1; }
+
+log "building host and components"
+cargo build --release -p vnext-host -q
+bash scripts/build-components.sh >/dev/null
+
+STATE=$(mktemp -d)
+PORT=3970; BPORT=3971
+HOSTPID=""; BASEPID=""
+cleanup() { [ -n "$HOSTPID" ] && kill "$HOSTPID" 2>/dev/null; [ -n "$BASEPID" ] && kill "$BASEPID" 2>/dev/null; rm -rf "$STATE"; }
+trap cleanup EXIT
+
+start_host() {
+  ./target/release/vnext up --listen 127.0.0.1:$PORT --state-dir "$STATE" \
+    --inventory tests/fixtures/inventory.toml >"$STATE/host.log" 2>&1 &
+  HOSTPID=$!
+}
+wait_http() { # url -> prints milliseconds waited
+  local t0; t0=$(date +%s%N)
+  until curl -fs -o /dev/null "$1"; do
+    kill -0 "$HOSTPID" 2>/dev/null || { cat "$STATE/host.log" >&2; log "host died"; exit 1; }
+    sleep 0.01
+  done
+  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+log "first start (compiles components into the cache)"
+start_host
+cold_ms=$(wait_http "http://127.0.0.1:$PORT/")
+kill -TERM "$HOSTPID"; wait "$HOSTPID" || true
+log "second start (warm compile cache)"
+start_host
+warm_ms=$(wait_http "http://127.0.0.1:$PORT/")
+
+ADMIN="6f1d6a3e-3333-4000-8000-000000000003:6f1d6a3e-2222-4000-8000-000000000002:admin"
+USER="6f1d6a3e-1111-4000-8000-000000000001:6f1d6a3e-2222-4000-8000-000000000002"
+TYPE=$(curl -fs -X POST "http://127.0.0.1:$PORT/server_types" -H "X-Auth-Token: $ADMIN" \
+  -d '{"name":"bench","visibility":"PUBLIC","spec":{"memory_mb":512,"cpu_units":1}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+SID=$(curl -fs -X POST "http://127.0.0.1:$PORT/projects/6f1d6a3e-2222-4000-8000-000000000002/servers" -H "X-Auth-Token: $USER" \
+  -d "{\"defaults\":{\"type_id\":\"$TYPE\",\"template_id\":\"6f1d6a3e-4444-4000-8000-000000000004\"},\"servers\":[{\"hostname\":\"bench-1\"}]}" \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["servers"][0]["id"])')
+until curl -fs "http://127.0.0.1:$PORT/servers/$SID" -H "X-Auth-Token: $USER" | grep -q '"ACTIVE"'; do sleep 0.05; done
+
+cat > "$STATE/auth.lua" <<LUA
+wrk.headers["X-Auth-Token"] = "$USER"
+LUA
+run_wrk() { # conns url -> "rps p50_ms p99_ms"
+  wrk -t"$([ "$1" = 1 ] && echo 1 || echo 2)" -c"$1" -d"${DUR}s" --latency -s "$STATE/auth.lua" "$2" | python3 -c '
+import re, sys
+out = sys.stdin.read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+if errs: sys.exit("wrk saw %s non-2xx responses" % errs.group(1))
+print(rps, ms(p["50"]), ms(p["99"]))'
+}
+
+URL="http://127.0.0.1:$PORT/servers/$SID"
+log "host: wrk -c16 ${DUR}s on GET /servers/{id}"
+read -r h_rps h_p50 h_p99 < <(run_wrk 16 "$URL")
+log "host: wrk -c1 ${DUR}s"
+read -r h1_rps h1_p50 h1_p99 < <(run_wrk 1 "$URL")
+rss_mb=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$HOSTPID/status)
+
+./target/release/vnext baseline --listen 127.0.0.1:$BPORT --db "$STATE/sqlite_key_value.db" >/dev/null 2>&1 &
+BASEPID=$!
+until curl -fs -o /dev/null "http://127.0.0.1:$BPORT/servers/$SID"; do sleep 0.01; done
+log "native baseline: wrk -c16 and -c1"
+read -r b_rps b_p50 b_p99 < <(run_wrk 16 "http://127.0.0.1:$BPORT/servers/$SID")
+read -r b1_rps b1_p50 b1_p99 < <(run_wrk 1 "http://127.0.0.1:$BPORT/servers/$SID")
+
+python3 - "$h_rps" "$h_p50" "$h_p99" "$h1_p50" "$b_rps" "$b_p50" "$b_p99" "$b1_p50" "$rss_mb" "$warm_ms" "$cold_ms" <<'PY'
+import sys
+h_rps, h_p50, h_p99, h1_p50, b_rps, b_p50, b_p99, b1_p50, rss, warm, cold = map(float, sys.argv[1:])
+ratio = h_rps / b_rps
+def mark(ok): return "ok  " if ok else "MISS"
+print(f"{'GET /servers/{id}':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'c1 p50 ms':>10}")
+print(f"{'host (wasm component)':28} {h_rps:9.0f} {h_p50:8.2f} {h_p99:8.2f} {h1_p50:10.3f}")
+print(f"{'native baseline (hyper)':28} {b_rps:9.0f} {b_p50:8.2f} {b_p99:8.2f} {b1_p50:10.3f}")
+print()
+print(f"{mark(h_rps >= 7000)} throughput {h_rps:.0f} req/s (target >= 7000)")
+print(f"{mark(h_p99 <= 5)} p99 {h_p99:.2f} ms (target <= 5)")
+print(f"{mark(h1_p50 <= 0.3)} single-connection p50 {h1_p50:.3f} ms (target <= 0.3)")
+print(f"{mark(ratio >= 0.4)} host/native throughput {ratio:.0%} (target >= 40%)")
+print(f"{mark(warm <= 1000)} start-up to first response, warm cache {warm:.0f} ms (target <= 1000; cold {cold:.0f} ms)")
+print(f"{mark(rss <= 150)} host peak RSS under load {rss:.1f} MB (target <= 150)")
+PY
