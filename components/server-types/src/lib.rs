@@ -1,5 +1,7 @@
 //! Server types (flavors): `POST /server_types`,
-//! `GET|PATCH|DELETE /server_types/{id or name}` and the tag routes.
+//! `GET|PATCH|DELETE /server_types/{id or name}`, and the tag and share
+//! routes below it. Only the owner (its creator's project) or an admin may
+//! change a type or see its shares.
 //!
 //! Names are unique through a claim record (`server_type_name/{name}`)
 //! created with compare-and-swap before the type itself is written; a
@@ -8,9 +10,9 @@
 use spin_sdk::http::Request;
 use std::collections::BTreeSet;
 use vnext_core::error::{ApiError, ApiResult};
-use vnext_core::ids::{new_id, parse_uuid};
+use vnext_core::ids::{new_id, parse_id, parse_uuid};
 use vnext_core::keys::{self, NameClaim};
-use vnext_core::model::{ServerTypeRecord, Visibility, server_type_view};
+use vnext_core::model::{ServerTypeRecord, Shares, Visibility, server_type_view};
 use vnext_core::routes::Component;
 use vnext_core::{time, validate};
 use vnext_guest::kv::Kv;
@@ -27,21 +29,38 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         ("server_type", "GET") => show(&ctx),
         ("server_type", "PATCH") => patch(&ctx),
         ("server_type", "DELETE") => delete(&ctx),
+        ("server_type_shares", "GET") => {
+            let t = find_owned(&Kv::open()?, &ctx)?;
+            Ok(Reply::json(200, &serde_json::json!(t.shares)))
+        }
+        ("server_type_shares", "PUT") => {
+            let shares = validate::shares(&ctx.body)?;
+            change(&ctx, |t| Ok(t.shares = shares.clone()))
+        }
+        ("server_type_shares", "DELETE") => change(&ctx, |t| Ok(t.shares = Shares::default())),
+        ("server_type_user_share", method) => {
+            let user = parse_id("user_id", ctx.param("user_id"))?;
+            change(&ctx, |t| add_or_remove(&mut t.shares.users, &user, method == "PUT", "user"))
+        }
+        ("server_type_project_share", method) => {
+            let project = parse_id("project_id", ctx.param("project_id"))?;
+            change(&ctx, |t| add_or_remove(&mut t.shares.projects, &project, method == "PUT", "project"))
+        }
         ("server_type_tags", "GET") => {
             let t = find(&Kv::open()?, &ctx)?;
             Ok(Reply::json(200, &serde_json::json!({ "tags": t.tags })))
         }
         ("server_type_tags", "PUT") => {
             let tags = validate::tag_list(&ctx.body)?;
-            change_tags(&ctx, |t| Ok(*t = tags.clone()))
+            change(&ctx, |t| Ok(t.tags = tags.clone()))
         }
-        ("server_type_tags", "DELETE") => change_tags(&ctx, |t| Ok(t.clear())),
+        ("server_type_tags", "DELETE") => change(&ctx, |t| Ok(t.tags.clear())),
         ("server_type_tag", "PUT") => {
             let tag = ctx.param("tag").to_string();
             validate::tag("tag", &tag)?;
-            change_tags(&ctx, |t| {
-                t.insert(tag.clone());
-                if t.len() > validate::MAX_TAGS {
+            change(&ctx, |t| {
+                t.tags.insert(tag.clone());
+                if t.tags.len() > validate::MAX_TAGS {
                     return Err(ApiError::bad_request(format!("a server type has at most {} tags", validate::MAX_TAGS)).field("tag"));
                 }
                 Ok(())
@@ -49,9 +68,7 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         }
         ("server_type_tag", "DELETE") => {
             let tag = ctx.param("tag").to_string();
-            change_tags(&ctx, |t| {
-                if t.remove(&tag) { Ok(()) } else { Err(ApiError::not_found(format!("the server type has no tag {tag:?}"))) }
-            })
+            change(&ctx, |t| add_or_remove(&mut t.tags, &tag, false, "tag"))
         }
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-types"))),
     }
@@ -115,21 +132,31 @@ fn show(ctx: &Ctx) -> ApiResult<Reply> {
 fn find_owned(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerTypeRecord> {
     let record = find(kv, ctx)?;
     if !record.owned_by(ctx.who()?) {
-        return Err(ApiError::forbidden("only the owner of a server type or an admin may change it"));
+        return Err(ApiError::forbidden("only the owner of a server type or an admin may change it or see its shares"));
     }
     Ok(record)
 }
 
-/// Applies `f` to the tags of the type with compare-and-swap; 204.
-fn change_tags(ctx: &Ctx, f: impl Fn(&mut BTreeSet<String>) -> ApiResult<()>) -> ApiResult<Reply> {
+/// Applies `f` to the type (owner or admin only) with compare-and-swap; 204.
+fn change(ctx: &Ctx, f: impl Fn(&mut ServerTypeRecord) -> ApiResult<()>) -> ApiResult<Reply> {
     let kv = Kv::open()?;
     let record = find_owned(&kv, ctx)?;
     kv.update_json(&keys::server_type(&record.id), |t: Option<ServerTypeRecord>| {
         let mut t = t.ok_or_else(|| ApiError::not_found("the server type was deleted meanwhile"))?;
-        f(&mut t.tags)?;
+        f(&mut t)?;
         Ok(t)
     })?;
     Ok(Reply::empty(204))
+}
+
+/// PUT adds `item` to a set (idempotent); DELETE removes it, 404 if absent.
+fn add_or_remove(set: &mut BTreeSet<String>, item: &str, add: bool, what: &str) -> ApiResult<()> {
+    if add {
+        set.insert(item.to_string());
+    } else if !set.remove(item) {
+        return Err(ApiError::not_found(format!("the server type has no {what} {item:?}")));
+    }
+    Ok(())
 }
 
 /// `PATCH`: name (re-claimed), description, visibility, spec; 204.

@@ -60,6 +60,9 @@ pub static ROUTES: &[Route] = &[
     route("server_type", "/server_types/{server_type}", &["GET", "PATCH", "DELETE"], Component::ServerTypes),
     route("server_type_tags", "/server_types/{server_type}/tags", &["GET", "PUT", "DELETE"], Component::ServerTypes),
     route("server_type_tag", "/server_types/{server_type}/tags/{tag}", &["PUT", "DELETE"], Component::ServerTypes),
+    route("server_type_shares", "/server_types/{server_type}/shares", &["GET", "PUT", "DELETE"], Component::ServerTypes),
+    route("server_type_user_share", "/server_types/{server_type}/shares/users/{user_id}", &["PUT", "DELETE"], Component::ServerTypes),
+    route("server_type_project_share", "/server_types/{server_type}/shares/projects/{project_id}", &["PUT", "DELETE"], Component::ServerTypes),
     route("project_servers", "/projects/{project_id}/servers", &["POST"], Component::Servers),
     route("project_server", "/projects/{project_id}/servers/{hostname}", &["GET"], Component::Servers),
     route("server", "/servers/{server_id}", &["GET", "HEAD"], Component::Servers),
@@ -134,6 +137,7 @@ fn var_uri(var: &str) -> &'static str {
         "server_id" => "/schemas/server#/properties/id",
         "task_id" => "/schemas/server_task#/properties/id",
         "hostname" => "/schemas/server#/properties/hostname",
+        "user_id" => "/schemas/server_type#/properties/shares/properties/users/items",
         "tag" => "/schemas/tag",
         _ => "/schemas",
     }

@@ -258,6 +258,12 @@ pub fn server_type_patch(body: &[u8]) -> ApiResult<ServerTypePatch> {
     Ok(p)
 }
 
+/// Body of `PUT /server_types/{id}/shares`, ids canonical.
+pub fn shares(body: &[u8]) -> ApiResult<Shares> {
+    let s: Shares = parse_body(body)?;
+    Ok(Shares { users: canonical_ids("users", s.users)?, projects: canonical_ids("projects", s.projects)? })
+}
+
 /// Body of `PUT .../tags`: a JSON array of tags, kept as a set.
 pub fn tag_list(body: &[u8]) -> ApiResult<BTreeSet<String>> {
     let list: Vec<String> = parse_body(body)?;
@@ -542,6 +548,14 @@ mod tests {
         let p = server_type_patch(br#"{"description":"d","visibility":"PUBLIC"}"#).unwrap();
         assert_eq!(p.visibility, Some(Visibility::Public));
         assert!(server_type_patch(br#"{"spec":{"memory_mb":1,"cpu_units":0}}"#).is_err());
+    }
+
+    #[test]
+    fn share_bodies_are_sets_of_canonical_ids() {
+        let s = shares(format!(r#"{{"users":["{}"]}}"#, T.replace('-', "")).as_bytes()).unwrap();
+        assert!(s.users.contains(T) && s.projects.is_empty());
+        assert_eq!(shares(br#"{"projects":["x"]}"#).unwrap_err().field.as_deref(), Some("projects[0]"));
+        assert_eq!(shares(br#"{"groups":[]}"#).unwrap_err().field.as_deref(), Some("groups"));
     }
 
     #[test]
