@@ -10,7 +10,7 @@
 use spin_sdk::http::Request;
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
-use vnext_core::ids::{new_id, parse_uuid};
+use vnext_core::ids::new_id;
 use vnext_core::keys::{self, IdList};
 use vnext_core::model::{
     ItemState, ServerRecord, ServerTypeRecord, TaskAction, TaskRecord, TaskState, task_item_view, task_view,
@@ -22,7 +22,7 @@ use vnext_core::validate::{self, NewTask};
 use vnext_core::{scheduler, time};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
-use vnext_guest::{hv, tasks};
+use vnext_guest::{hv, records, tasks};
 
 #[spin_sdk::http_service]
 async fn handle(req: Request) -> web::Response {
@@ -40,49 +40,18 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
 }
 
 fn visible_server(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerRecord> {
-    let who = ctx.who()?;
-    let raw = ctx.param("server_id");
-    let not_found = || ApiError::not_found(format!("no server {raw} visible to you"));
-    let id = parse_uuid(raw).ok_or_else(not_found)?;
-    let server: ServerRecord = kv.get_json(&keys::server(&id))?.ok_or_else(not_found)?;
-    if !who.can_act_in(&server.project_id) {
-        return Err(not_found());
-    }
-    Ok(server)
+    records::visible_server(kv, ctx.who()?, ctx.param("server_id"))
 }
 
 fn visible_task(ctx: &Ctx) -> ApiResult<TaskRecord> {
-    let who = ctx.who()?;
-    let raw = ctx.param("task_id");
-    let not_found = || ApiError::not_found(format!("no server task {raw} visible to you"));
-    let id = parse_uuid(raw).ok_or_else(not_found)?;
-    let task: TaskRecord = Kv::open()?.get_json(&keys::task(&id))?.ok_or_else(not_found)?;
-    if !who.can_act_in(&task.project_id) {
-        return Err(not_found());
-    }
-    Ok(task)
-}
-
-fn since_filter(ctx: &Ctx) -> ApiResult<Option<String>> {
-    ctx.query_all("since")
-        .last()
-        .map(|s| {
-            vnext_core::time::normalize(s)
-                .ok_or_else(|| ApiError::bad_request(format!("since {s:?} is not an RFC 3339 date-time")).field("since"))
-        })
-        .transpose()
+    records::visible_task(&Kv::open()?, ctx.who()?, ctx.param("task_id"))
 }
 
 /// `GET /server_tasks/{id}/items?limit&marker&since&state`, in step order.
 fn items(ctx: &Ctx) -> ApiResult<Reply> {
     let q = paging::page_query(&ctx.query, &["since", "state"])?;
-    let since = since_filter(ctx)?;
-    let states = ctx
-        .query_all("state")
-        .map(|s| ItemState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!("unknown state {s:?}; use one of {}", ItemState::names().join(", "))).field("state")
-        }))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let since = paging::since(&ctx.query)?;
+    let states = paging::enum_filter(&ctx.query, "state", ItemState::parse, &ItemState::names())?;
     let task = visible_task(ctx)?;
     // "Since" means changed since: the item's latest timestamp counts.
     let latest = |i: &vnext_core::model::TaskItem| {
@@ -103,13 +72,8 @@ fn items(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /servers/{id}/tasks?limit&marker&since&state`, newest first.
 fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let q = paging::page_query(&ctx.query, &["since", "state"])?;
-    let since = since_filter(ctx)?;
-    let states = ctx
-        .query_all("state")
-        .map(|s| TaskState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!("unknown state {s:?}; use one of {}", TaskState::names().join(", "))).field("state")
-        }))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let since = paging::since(&ctx.query)?;
+    let states = paging::enum_filter(&ctx.query, "state", TaskState::parse, &TaskState::names())?;
     let kv = Kv::open()?;
     let server = visible_server(&kv, ctx)?;
     let list: IdList = kv.get_json(&keys::server_tasks(&server.id))?.unwrap_or_default();

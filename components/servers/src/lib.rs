@@ -25,7 +25,7 @@ use vnext_core::validate::{self, LaunchPlan};
 use vnext_core::{scheduler, time};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
-use vnext_guest::{hv, tasks};
+use vnext_guest::{hv, records, tasks};
 
 /// Attempts at drawing a free hostname from a pattern before giving up.
 const PATTERN_ATTEMPTS: usize = 5;
@@ -48,13 +48,7 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
 /// The server if the caller may see it (404 otherwise, never 403).
 fn show(ctx: &Ctx) -> ApiResult<(ServerRecord, Identity)> {
     let who = ctx.who()?.clone();
-    let raw = ctx.param("server_id");
-    let not_found = || ApiError::not_found(format!("no server {raw} visible to you"));
-    let id = parse_uuid(raw).ok_or_else(not_found)?;
-    let server: ServerRecord = Kv::open()?.get_json(&keys::server(&id))?.ok_or_else(not_found)?;
-    if !who.can_act_in(&server.project_id) {
-        return Err(not_found());
-    }
+    let server = records::visible_server(&Kv::open()?, &who, ctx.param("server_id"))?;
     Ok((server, who))
 }
 

@@ -45,6 +45,34 @@ pub fn page_query(query: &[(String, String)], filters: &[&str]) -> ApiResult<Pag
     Ok(q)
 }
 
+/// The values of a multi-valued enum filter (`?state=A&state=B`, OR
+/// semantics); an unknown value is 400 naming the accepted ones.
+pub fn enum_filter<T>(query: &[(String, String)], name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> ApiResult<Vec<T>> {
+    query
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| {
+            parse(v).ok_or_else(|| {
+                ApiError::bad_request(format!("unknown {name} {v:?}; use one of {}", names.join(", "))).field(name)
+            })
+        })
+        .collect()
+}
+
+/// The `since` filter in canonical form (compares as a string with stored
+/// timestamps), or 400.
+pub fn since(query: &[(String, String)]) -> ApiResult<Option<String>> {
+    query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| {
+            crate::time::normalize(v)
+                .ok_or_else(|| ApiError::bad_request(format!("since {v:?} is not an RFC 3339 date-time")).field("since"))
+        })
+        .transpose()
+}
+
 /// The page of `items` (already filtered and ordered) after the marker,
 /// and the marker of the next page if there is one.
 pub fn page<T>(items: Vec<T>, id: impl Fn(&T) -> &str, q: &PageQuery) -> ApiResult<(Vec<T>, Option<String>)> {
@@ -112,6 +140,18 @@ mod tests {
     fn unknown_parameters_are_refused_and_filters_accepted() {
         assert!(page_query(&q(&[("state", "RUNNING")]), &["state"]).is_ok());
         assert_eq!(page_query(&q(&[("sate", "RUNNING")]), &["state"]).unwrap_err().field.as_deref(), Some("sate"));
+    }
+
+    #[test]
+    fn filters_parse_every_value_or_name_the_bad_one() {
+        use crate::model::TaskState;
+        let names = TaskState::names();
+        let got = enum_filter(&q(&[("state", "RUNNING"), ("limit", "2"), ("state", "ABORTED")]), "state", TaskState::parse, &names).unwrap();
+        assert_eq!(got, [TaskState::Running, TaskState::Aborted]);
+        assert_eq!(enum_filter(&q(&[("state", "running")]), "state", TaskState::parse, &names).unwrap_err().field.as_deref(), Some("state"));
+        assert_eq!(since(&q(&[("since", "2026-01-01T01:00:00+01:00")])).unwrap().as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(since(&q(&[("since", "today")])).unwrap_err().field.as_deref(), Some("since"));
+        assert_eq!(since(&[]).unwrap(), None);
     }
 
     #[test]

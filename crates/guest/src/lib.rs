@@ -4,7 +4,8 @@
 //! - [`bindings`]: wit-bindgen output for the imports spin-sdk does not
 //!   cover: `vnext:compute/hypervisor@0.1.0` and `wasi:keyvalue@0.2.0-draft2`
 //!   (store, atomics, batch).
-//! - [`kv`]: JSON records in the `default` store, with compare-and-swap updates.
+//! - [`kv`]: JSON records in the `default` store, with compare-and-swap updates;
+//!   [`records`]: loading servers and tasks the caller may see.
 //! - [`web`]: request parsing, authentication, dispatch through the core
 //!   route table, and responses (request id, API version, error shape).
 //! - [`tasks`]: submitting a task's operation (or recording its failure).
@@ -17,6 +18,7 @@
 pub mod bindings;
 pub mod hv;
 pub mod kv;
+pub mod records;
 pub mod tasks;
 pub mod web;
 

@@ -49,11 +49,6 @@ impl Ctx {
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name)
     }
-
-    /// The values of a query parameter (repeated for multi-valued filters).
-    pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
 }
 
 /// What a handler returns on success.
@@ -150,16 +145,11 @@ where
         .filter(|v| sane_request_id(v))
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let is_head = method == "HEAD";
+    let is_head = req.method() == http::Method::HEAD;
     let result = dispatch(req, component, handler).await;
-    let status = match &result {
-        Ok(r) => r.status,
-        Err(e) => e.status,
-    };
-    // The request id in the log line ties a client's report to this request.
-    eprintln!("{request_id} {method} {path} -> {status}");
+    // No log line here: the host logs every request with this request id
+    // (taken from the response header), and a guest write to stderr costs a
+    // host round trip per request.
     render(result, &request_id, is_head)
 }
 
