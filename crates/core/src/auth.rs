@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_tokens_are_401() {
-        for bad in [None, Some(""), Some("x:y"), Some(&format!("{U}")[..]), Some(&format!("{U}:{P}:root")[..]),
+        for bad in [None, Some(""), Some("x:y"), Some(U), Some(&format!("{U}:{P}:root")[..]),
                     Some(&format!("{U}:{P}:admin:x")[..])] {
             assert_eq!(DevTokenVerifier::parse(bad).unwrap_err().status, 401, "{bad:?}");
         }

@@ -50,6 +50,9 @@ api_enum!(
     Visibility { Public = "PUBLIC", Private = "PRIVATE" }
 );
 
+// Written out because the enum comes from `api_enum!`, which cannot mark
+// a `#[default]` variant.
+#[allow(clippy::derivable_impls)]
 impl Default for Visibility {
     fn default() -> Self {
         Visibility::Private
@@ -416,6 +419,7 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     /// A new RUNNING task with one WAITING item per step name.
+    #[allow(clippy::too_many_arguments)] // every argument is a distinct field source
     pub fn new(
         id: String,
         server: &ServerRecord,

@@ -129,10 +129,11 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
     if ev.operation_state.is_terminal() {
         let completed = ev.operation_state == OperationState::Completed;
         server.virt_state = row.virt_after(completed, task.from_virt_state);
-        if completed && ev.server.is_none() {
-            if let Some(p) = row.power_on_complete {
-                server.power_state = Some(p);
-            }
+        if completed
+            && ev.server.is_none()
+            && let Some(p) = row.power_on_complete
+        {
+            server.power_state = Some(p);
         }
         if server.current_task_id.as_deref() == Some(task.id.as_str()) {
             server.current_task_id = None;

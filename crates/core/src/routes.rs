@@ -105,7 +105,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 /// A variable matches one non-empty segment; an undecodable segment matches
 /// nothing.
 pub fn match_path(path: &str) -> Option<(&'static Route, Params)> {
-    let Some(rest) = path.strip_prefix('/') else { return None };
+    let rest = path.strip_prefix('/')?;
     let segments: Vec<&str> = rest.split('/').collect();
     'rows: for r in ROUTES {
         let parts: Vec<&str> = r.template[1..].split('/').collect();

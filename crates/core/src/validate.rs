@@ -163,10 +163,10 @@ pub fn type_spec(field: &str, spec: &TypeSpec) -> ApiResult<()> {
     if spec.cpu_units < 1 {
         return Err(ApiError::bad_request("cpu_units must be at least 1").field(format!("{field}.cpu_units")));
     }
-    if let Some(r) = spec.rxtx_factor {
-        if !(r >= 0.1) || !r.is_finite() {
-            return Err(ApiError::bad_request("rxtx_factor must be a number >= 0.1").field(format!("{field}.rxtx_factor")));
-        }
+    if let Some(r) = spec.rxtx_factor
+        && !(r.is_finite() && r >= 0.1)
+    {
+        return Err(ApiError::bad_request("rxtx_factor must be a number >= 0.1").field(format!("{field}.rxtx_factor")));
     }
     Ok(())
 }
@@ -313,7 +313,7 @@ pub struct LaunchPlan {
 
 fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let body = s.trim_end_matches('=');
@@ -343,10 +343,10 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
         let type_id = id("type_id", pick(&s.type_id, &d.type_id))?
             .ok_or_else(|| ApiError::bad_request("type_id is required (in the server or in defaults)").field(at("type_id")))?;
         let user_data = pick(&s.user_data, &d.user_data);
-        if let Some(u) = &user_data {
-            if u.len() > MAX_USER_DATA || !is_base64(u) {
-                return Err(ApiError::bad_request(format!("user_data must be base64 text of at most {MAX_USER_DATA} characters")).field(at("user_data")));
-            }
+        if let Some(u) = &user_data
+            && (u.len() > MAX_USER_DATA || !is_base64(u))
+        {
+            return Err(ApiError::bad_request(format!("user_data must be base64 text of at most {MAX_USER_DATA} characters")).field(at("user_data")));
         }
         let pattern = pick(&s.hostname_pattern, &d.hostname_pattern).filter(|_| s.hostname.is_none());
         let hostname_value = match (&s.hostname, &pattern) {
@@ -451,25 +451,19 @@ pub fn task(body: &[u8]) -> ApiResult<NewTask> {
         return Err(ApiError::bad_request(format!("{} needs {}", action.as_str(), one_of.join(" or "))).field(one_of[0]));
     }
     let id = |f: &str, v: Option<String>| v.map(|v| parse_id(f, &v)).transpose();
-    if let Some(n) = &req.name {
-        if n.trim().is_empty() || n.chars().count() > MAX_NAME_LEN {
-            return Err(ApiError::bad_request(format!("name must be 1 to {MAX_NAME_LEN} characters")).field("name"));
-        }
+    if let Some(n) = &req.name
+        && (n.trim().is_empty() || n.chars().count() > MAX_NAME_LEN)
+    {
+        return Err(ApiError::bad_request(format!("name must be 1 to {MAX_NAME_LEN} characters")).field("name"));
     }
-    if let Some(p) = &req.password {
-        if p.is_empty() {
-            return Err(ApiError::bad_request("password may not be empty").field("password"));
-        }
+    if req.password.as_ref().is_some_and(|p| p.is_empty()) {
+        return Err(ApiError::bad_request("password may not be empty").field("password"));
     }
-    if let Some(m) = &req.mac {
-        if !is_mac(m) {
-            return Err(ApiError::bad_request("mac must look like 52:54:00:12:34:56").field("mac"));
-        }
+    if req.mac.as_ref().is_some_and(|m| !is_mac(m)) {
+        return Err(ApiError::bad_request("mac must look like 52:54:00:12:34:56").field("mac"));
     }
-    if let Some(d) = &req.device {
-        if d.is_empty() || !d.starts_with("/dev/") {
-            return Err(ApiError::bad_request("device must be a path under /dev/, e.g. /dev/vdb").field("device"));
-        }
+    if req.device.as_ref().is_some_and(|d| !d.starts_with("/dev/")) {
+        return Err(ApiError::bad_request("device must be a path under /dev/, e.g. /dev/vdb").field("device"));
     }
     let args = TaskArgs {
         type_id: id("type_id", req.type_id)?,
