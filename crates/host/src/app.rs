@@ -1,11 +1,14 @@
 //! A loaded Spin application: its router, its compiled components, and the
 //! dispatch of one HTTP request to one fresh component instance.
 //!
-//! Each request gets its own `Store` and instance, made from a component
-//! pre-instantiated at load (`InstancePre`) with the pooling allocator, so
-//! no state leaks from one request to the next. WASI 0.3 components
-//! (`wasi:http/handler@0.3`) and WASI 0.2 components
-//! (`wasi:http/incoming-handler@0.2`) run side by side, as in Spin 4.
+//! Instances come from components pre-instantiated at load (`InstancePre`)
+//! with the pooling allocator. WASI 0.2 components
+//! (`wasi:http/incoming-handler@0.2`) get a fresh instance per request. WASI
+//! 0.3 components (`wasi:http/handler@0.3`) reuse an instance for up to
+//! `max_instance_reuse_count` sequential requests, as Spin 4 does: an idle
+//! instance is taken from the component's pool, serves one request at a time,
+//! and goes back only if that request ended cleanly (a trap, a timeout or an
+//! error drops it), so a failed instance never serves again.
 
 use crate::bindings;
 use crate::engine::{self, CacheOutcome, EngineLimits};
@@ -43,6 +46,10 @@ pub struct RuntimeOptions {
     pub host_variables: HashMap<String, String>,
     /// The process environment (for `SPIN_VARIABLE_*`).
     pub env: HashMap<String, String>,
+    /// Sequential requests one WASI 0.3 instance may serve (1: no reuse).
+    pub max_instance_reuse_count: usize,
+    /// Idle WASI 0.3 instances kept per component.
+    pub max_idle_instances: usize,
 }
 
 /// What every instance of the application shares.
@@ -62,6 +69,15 @@ enum Handler {
 struct LoadedComponent {
     handler: Handler,
     config: Arc<ComponentConfig>,
+    /// Idle WASI 0.3 instances ready for another request.
+    idle: std::sync::Mutex<Vec<P3Worker>>,
+}
+
+/// A WASI 0.3 instance with its store, and how many requests it served.
+struct P3Worker {
+    store: Store<HostState>,
+    service: wasmtime_wasi_http::p3::bindings::Service,
+    served: usize,
 }
 
 pub struct App {
@@ -156,7 +172,7 @@ impl App {
                     );
                 }
             }
-            components.insert(id.clone(), LoadedComponent { handler, config: Arc::new(config) });
+            components.insert(id.clone(), LoadedComponent { handler, config: Arc::new(config), idle: Default::default() });
             progress(&LoadReport { component: id.clone(), cache, elapsed: started.elapsed() });
         }
 
@@ -295,14 +311,13 @@ impl App {
 
     async fn call_component(&self, id: &str, req: http::Request<Bytes>) -> anyhow::Result<http::Response<Bytes>> {
         let component = self.components.get(id).with_context(|| format!("no component {id:?}"))?;
-        let mut store = self.new_store(component);
         // Host-side waits (key-value, hypervisor) are bounded too, with a
         // little slack so a guest deadline reports as the guest's trap.
         let limit = self.options.request_timeout + Duration::from_secs(1);
         let fut = async {
             match &component.handler {
-                Handler::P3(pre) => call_p3(&mut store, pre, req).await,
-                Handler::P2(pre) => call_p2(store, pre, req).await,
+                Handler::P3(pre) => self.call_p3_reusing(component, pre, req).await,
+                Handler::P2(pre) => call_p2(self.new_store(component), pre, req).await,
             }
         };
         match tokio::time::timeout(limit, fut).await {
@@ -312,13 +327,46 @@ impl App {
     }
 }
 
+impl App {
+    /// Serves `req` on an idle instance of the component, or a new one.
+    /// The worker is owned by this future: if the request times out and
+    /// the future is dropped, the instance goes with it.
+    async fn call_p3_reusing(
+        &self,
+        component: &LoadedComponent,
+        pre: &ServicePre<HostState>,
+        req: http::Request<Bytes>,
+    ) -> anyhow::Result<http::Response<Bytes>> {
+        let idle = component.idle.lock().unwrap().pop();
+        let mut worker = match idle {
+            Some(w) => w,
+            None => {
+                let mut store = self.new_store(component);
+                let service =
+                    pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:#}"))?;
+                P3Worker { store, service, served: 0 }
+            }
+        };
+        // The deadline counts from this request, not from the instance's birth.
+        worker.store.data_mut().started = Instant::now();
+        let response = call_p3(&mut worker.store, &worker.service, req).await?;
+        worker.served += 1;
+        if worker.served < self.options.max_instance_reuse_count {
+            let mut idle = component.idle.lock().unwrap();
+            if idle.len() < self.options.max_idle_instances {
+                idle.push(worker);
+            }
+        }
+        Ok(response)
+    }
+}
+
 async fn call_p3(
     store: &mut Store<HostState>,
-    pre: &ServicePre<HostState>,
+    service: &wasmtime_wasi_http::p3::bindings::Service,
     req: http::Request<Bytes>,
 ) -> anyhow::Result<http::Response<Bytes>> {
     use wasmtime_wasi_http::p3::Request;
-    let service = pre.instantiate_async(&mut *store).await.map_err(|e| anyhow::anyhow!("instantiate: {e:#}"))?;
     let req = req.map(full_body);
     let (req, _io) = Request::from_http(&mut store.data_mut().hooks, req);
     let result = store

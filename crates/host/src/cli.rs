@@ -22,6 +22,10 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_MEMORY_MB: usize = 128;
 /// Default number of instances that may be alive at once.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// Default sequential requests per WASI 0.3 instance (Spin 4's default).
+pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: usize = 128;
+/// Default idle WASI 0.3 instances kept per component.
+pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 16;
 
 /// vNext Compute host: runs the vNext Spin application (or any Spin
 /// manifest-v2 HTTP application) and drives the hypervisors.
@@ -81,6 +85,15 @@ pub struct UpArgs {
     /// Component instances that may be alive at once.
     #[arg(long, default_value_t = DEFAULT_MAX_INSTANCES)]
     pub max_instances: u32,
+    /// Sequential requests one WASI 0.3 instance may serve before it is
+    /// dropped, like Spin 4's flag of the same name (1: a fresh instance per
+    /// request). WASI 0.2 components always get a fresh instance. An
+    /// instance serves one request at a time here.
+    #[arg(long, default_value_t = DEFAULT_MAX_INSTANCE_REUSE_COUNT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_instance_reuse_count: usize,
+    /// Idle WASI 0.3 instances kept ready per component.
+    #[arg(long, default_value_t = DEFAULT_MAX_IDLE_INSTANCES)]
+    pub max_idle_instances: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -113,6 +126,13 @@ pub struct BaselineArgs {
 }
 
 pub fn main() -> ExitCode {
+    // Errors are values on some hot paths of the runtime; capturing a
+    // backtrace for each (RUST_BACKTRACE=1 turns that on for library errors
+    // too) costs more than the request. Panics still honour RUST_BACKTRACE.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -184,6 +204,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         engine: EngineLimits { max_memory_bytes: args.max_memory_mb << 20, max_instances: args.max_instances },
         host_variables: HashMap::from([("events_secret".to_string(), events_secret)]),
         env: std::env::vars().collect(),
+        max_instance_reuse_count: args.max_instance_reuse_count,
+        max_idle_instances: args.max_idle_instances,
     };
     let app = App::load(&manifest, &base, options, stores, Some(hypervisor), |r| {
         let how = match r.cache {
