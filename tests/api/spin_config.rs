@@ -61,7 +61,15 @@ fn variables_environment_and_outbound_hosts() {
     assert_eq!(j["body"], "hello from the allowed server");
     assert_eq!(allowed.accepted(), 1);
 
+    // The same rules for a WASI 0.2 component (wasi:http/outgoing-handler).
+    let r = get(&host.url(&format!("/p2/outbound?url=http://127.0.0.1:{port}/from-p2")));
+    assert_eq!(r.status, 200, "allowed outbound request from p2 failed: {}", r.body);
+    assert_eq!(r.json()["body"], "hello from the allowed server");
+    assert_eq!(allowed.accepted(), 2);
+
     for (path, why) in [
+        (format!("/p2/outbound?url=http://127.0.0.1:{}/x", denied.port), "p2: port not listed"),
+        (format!("/p2/outbound?url=http://probe2.spin.internal/p2/headers"), "p2: not listed"),
         (format!("/p3/outbound?url=http://127.0.0.1:{}/x", denied.port), "port not listed"),
         (format!("/p3/outbound?url=https://127.0.0.1:{port}/x"), "scheme not listed"),
         (format!("/nokv/outbound?url=http://127.0.0.1:{port}/x"), "component lists no host"),
@@ -71,7 +79,7 @@ fn variables_environment_and_outbound_hosts() {
         assert!(r.body.contains("HttpRequestDenied"), "{why}: {}", r.body);
     }
     assert_eq!(denied.accepted(), 0, "a denied request must not even connect");
-    assert_eq!(allowed.accepted(), 1, "denied requests must not connect");
+    assert_eq!(allowed.accepted(), 2, "denied requests must not connect");
 
     // Service chaining: http://<component>.spin.internal, listed in the manifest.
     let r = get(&host.url("/p3/outbound?url=http://probe2.spin.internal/p2/headers/chained"));

@@ -129,3 +129,14 @@ fn p2_and_p3_components_answer_side_by_side() {
         assert_eq!(j["path_and_query"], path.as_str());
     }
 }
+
+/// As in Spin, a WASI 0.2 component gets a fresh instance for every
+/// request: nothing a request leaves in memory is seen by the next.
+#[test]
+fn p2_components_get_a_fresh_instance_per_request() {
+    let host = probe_host().start();
+    for _ in 0..5 {
+        let r = get(&host.url("/p2/count"));
+        assert_eq!((r.status, r.body.as_str()), (200, "1"), "a p2 instance was reused");
+    }
+}
