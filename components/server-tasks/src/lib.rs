@@ -125,11 +125,7 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
         }
         TaskAction::Move => {
             let placements = hv::list_placements().await?;
-            if let Some(pid) = &new.args.placement_id {
-                if !placements.iter().any(|p| &p.id == pid) {
-                    return Err(ApiError::bad_request(format!("no placement {pid} in this deployment")).field("placement_id"));
-                }
-            }
+            scheduler::check_placement(&placements, new.args.placement_id.as_deref(), "placement_id")?;
             let nodes = hv::list_compute_nodes().await?;
             let placement = new.args.placement_id.as_deref().or(server.placement_id.as_deref());
             let mut candidates = scheduler::candidates(&nodes, &placements, &server.spec.server_spec(), placement, server.affinity.as_ref());

@@ -35,9 +35,15 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         }
         ("server_type_shares", "PUT") => {
             let shares = validate::shares(&ctx.body)?;
-            change(&ctx, |t| Ok(t.shares = shares.clone()))
+            change(&ctx, |t| {
+                t.shares = shares.clone();
+                Ok(())
+            })
         }
-        ("server_type_shares", "DELETE") => change(&ctx, |t| Ok(t.shares = Shares::default())),
+        ("server_type_shares", "DELETE") => change(&ctx, |t| {
+            t.shares = Shares::default();
+            Ok(())
+        }),
         ("server_type_user_share", method) => {
             let user = parse_id("user_id", ctx.param("user_id"))?;
             change(&ctx, |t| add_or_remove(&mut t.shares.users, &user, method == "PUT", "user"))
@@ -52,9 +58,15 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         }
         ("server_type_tags", "PUT") => {
             let tags = validate::tag_list(&ctx.body)?;
-            change(&ctx, |t| Ok(t.tags = tags.clone()))
+            change(&ctx, |t| {
+                t.tags = tags.clone();
+                Ok(())
+            })
         }
-        ("server_type_tags", "DELETE") => change(&ctx, |t| Ok(t.tags.clear())),
+        ("server_type_tags", "DELETE") => change(&ctx, |t| {
+            t.tags.clear();
+            Ok(())
+        }),
         ("server_type_tag", "PUT") => {
             let tag = ctx.param("tag").to_string();
             validate::tag("tag", &tag)?;
@@ -85,10 +97,7 @@ fn create(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let kv = Kv::open()?;
     let id = new_id();
-    if !kv.create_json(&keys::server_type_name(&new.name), &NameClaim { id: id.clone() })? {
-        return Err(ApiError::bad_request(format!("a server type named {:?} already exists; choose another name", new.name))
-            .field("name"));
-    }
+    claim_name(&kv, &new.name, &id)?;
     let record = ServerTypeRecord {
         id: id.clone(),
         name: new.name,
@@ -170,9 +179,7 @@ fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     let record = find_owned(&kv, ctx)?;
     let rename = p.name.clone().filter(|n| *n != record.name);
     if let Some(name) = &rename {
-        if !kv.create_json(&keys::server_type_name(name), &NameClaim { id: record.id.clone() })? {
-            return Err(ApiError::bad_request(format!("a server type named {name:?} already exists; choose another name")).field("name"));
-        }
+        claim_name(&kv, name, &record.id)?;
     }
     let updated = kv.update_json(&keys::server_type(&record.id), |t: Option<ServerTypeRecord>| {
         let mut t = t.ok_or_else(|| ApiError::not_found("the server type was deleted meanwhile"))?;
@@ -201,6 +208,15 @@ fn patch(ctx: &Ctx) -> ApiResult<Reply> {
         }
     }
     Ok(Reply::empty(204))
+}
+
+/// Claims `name` for type `id` (compare-and-swap on the absent key); 400 if taken.
+fn claim_name(kv: &Kv, name: &str, id: &str) -> ApiResult<()> {
+    if kv.create_json(&keys::server_type_name(name), &NameClaim { id: id.to_string() })? {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("a server type named {name:?} already exists; choose another name")).field("name"))
+    }
 }
 
 /// Deletes a name claim if it is still this type's.

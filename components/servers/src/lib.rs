@@ -98,12 +98,7 @@ async fn resolve(kv: &Kv, who: &Identity, plans: &[LaunchPlan]) -> ApiResult<Res
     }
     let placements = hv::list_placements().await?;
     for (i, p) in plans.iter().enumerate() {
-        if let Some(pid) = &p.placement_id {
-            if !placements.iter().any(|x| &x.id == pid) {
-                return Err(ApiError::bad_request(format!("no placement {pid} in this deployment"))
-                    .field(format!("servers[{i}].placement_id")));
-            }
-        }
+        scheduler::check_placement(&placements, p.placement_id.as_deref(), &format!("servers[{i}].placement_id"))?;
     }
     let nodes = hv::list_compute_nodes().await?;
     Ok(Resolved { types, placements, nodes })

@@ -9,6 +9,7 @@
 //! Placements form a DAG (a placement may have several parents): "below"
 //! means reachable through `parent_ids` links in reverse.
 
+use crate::error::{ApiError, ApiResult};
 use crate::hypervisor::{ComputeNode, Placement, ServerSpec};
 use crate::model::Affinity;
 use std::collections::{BTreeSet, VecDeque};
@@ -29,6 +30,16 @@ pub fn subtree(placements: &[Placement], root: &str) -> BTreeSet<String> {
         }
     }
     found
+}
+
+/// 400 naming `field` unless `id` (when given) is a placement of the deployment.
+pub fn check_placement(placements: &[Placement], id: Option<&str>, field: &str) -> ApiResult<()> {
+    match id {
+        Some(id) if !placements.iter().any(|p| p.id == id) => {
+            Err(ApiError::bad_request(format!("no placement {id} in this deployment")).field(field))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Candidate node ids for `spec`, best first. `placement`: restrict to its
@@ -101,6 +112,14 @@ mod tests {
         assert_eq!(subtree(&t, "az2"), BTreeSet::from(["az2".to_string(), "rack".to_string()]));
         assert_eq!(subtree(&t, "region").len(), 4);
         assert!(subtree(&t, "missing").is_empty());
+    }
+
+    #[test]
+    fn unknown_placements_are_400_naming_the_field() {
+        assert!(check_placement(&tree(), Some("rack"), "placement_id").is_ok());
+        assert!(check_placement(&tree(), None, "placement_id").is_ok());
+        let e = check_placement(&tree(), Some("moon"), "servers[0].placement_id").unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("servers[0].placement_id")));
     }
 
     #[test]
