@@ -9,6 +9,7 @@ mod probe;
 mod spin_config;
 mod spin_guest_limits;
 mod spin_headers;
+mod spin_instances;
 mod spin_key_value;
 mod spin_lifecycle;
 mod spin_routes;

