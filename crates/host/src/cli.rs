@@ -22,6 +22,8 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_MEMORY_MB: usize = 128;
 /// Default number of instances that may be alive at once.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// Task polls between two checks for I/O events (and of the global queue).
+pub const RUNTIME_EVENT_INTERVAL: u32 = 4;
 /// Default sequential requests per WASI 0.3 instance (Spin 4's default).
 pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: usize = 128;
 /// Default idle WASI 0.3 instances kept per component.
@@ -134,7 +136,16 @@ pub fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A guest that keeps its worker busy yields only at each epoch tick, so
+    // the default intervals (I/O checked every 61 polls, the global queue
+    // every 31) would leave new connections waiting ~600 ms while every
+    // worker runs such a guest. Smaller intervals bound that wait.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .event_interval(RUNTIME_EVENT_INTERVAL)
+        .global_queue_interval(RUNTIME_EVENT_INTERVAL)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -157,25 +168,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+/// Installs the SIGINT and SIGTERM handlers now (so a signal that arrives
+/// right after start-up is not lost) and resolves when one arrives.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ => {
+                eprintln!("warning: cannot install signal handlers; stop the host with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -225,6 +237,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         engine.increment_epoch();
     })?;
 
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another server using it? try --listen)", args.listen))?;
@@ -244,7 +257,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!("ready in {:.0?}", started.elapsed());
-    crate::server::serve(app, listener, shutdown_signal()).await
+    crate::server::serve(app, listener, shutdown).await
 }
 
 /// `--key-value key=value` or `label:key=value`.

@@ -613,12 +613,15 @@ impl Adapter {
                 };
                 let config = self.inner.inventory.node(&node).expect("records name inventory nodes");
                 if !usage(state, &node).fits(&extra, &config.capacity) {
-                    return Err(format!(
-                        "compute node {} has no room to grow to {}; free: {}",
+                    // Node names are for operators (the log), not for the
+                    // task's error, which any project member reads.
+                    eprintln!(
+                        "vnext-hypervisor: resize of {}: compute node {} has {} free",
+                        op.server_id,
                         config.hostname,
-                        describe(&new),
                         describe(&free(state, config))
-                    ));
+                    );
+                    return Err(format!("the server's compute node has no room to grow to {}", describe(&new)));
                 }
                 add_allocation(state, &op.server_id, &node, extra, task);
                 Ok(Some(node))
@@ -714,7 +717,10 @@ fn pick(state: &State, candidates: &[&NodeConfig], exclude: Option<&String>, nee
     if seen.is_empty() {
         return Err(format!("no candidate compute node for {}", describe(need)));
     }
-    Err(format!("no compute node has room for {} ({})", describe(need), seen.join("; ")))
+    // The per-node detail goes to the operator's log only: the message
+    // becomes the task's error, and the API never names compute nodes.
+    eprintln!("vnext-hypervisor: no room for {}: {}", describe(need), seen.join("; "));
+    Err(format!("no compute node has room for {}", describe(need)))
 }
 
 fn add_allocation(state: &mut State, server_id: &str, node_id: &str, resources: Resources, task_id: Option<String>) {

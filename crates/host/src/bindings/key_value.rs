@@ -3,9 +3,11 @@
 //! `fermyon:spin/key-value@2.0.0` (Spin 2 SDKs) and `wasi:keyvalue`
 //! 2024-10-17 draft (store, batch, atomics with compare-and-swap).
 //!
-//! Opening follows Spin: a label with no configured store is `no-such-store`;
-//! a configured label the component did not list in `key_value_stores` is
-//! `access-denied`.
+//! Opening follows Spin: a label the component did not list in
+//! `key_value_stores` is `access-denied`, whether or not such a store exists
+//! (so a component cannot probe for other stores); a listed label with no
+//! configured store is `no-such-store` (the host refuses to start in that
+//! case, so it only shows if configuration changes under a running app).
 
 use super::{Host, fermyon, spin, wasi};
 use crate::state::HostState;
@@ -34,11 +36,10 @@ enum OpenError {
 }
 
 fn open_store(state: &HostState, label: &str) -> Result<Arc<dyn Store>, OpenError> {
-    let store = state.app.stores.get(label).ok_or(OpenError::NoSuchStore)?;
     if !state.component.key_value_stores.contains(label) {
         return Err(OpenError::AccessDenied);
     }
-    Ok(store)
+    state.app.stores.get(label).ok_or(OpenError::NoSuchStore)
 }
 
 /// Maps a backend error onto each interface's error variant.
