@@ -108,3 +108,19 @@ fn second_start_loads_components_from_the_compile_cache() {
     assert!(!log.contains("compiled"), "nothing recompiled:\n{log}");
     assert_eq!(get(&second.url("/p3/headers/cached")).status, 200);
 }
+
+/// Like `spin up`, component output reaches the console and is appended to
+/// `<state dir>/logs/<component>_stderr.txt` (and `_stdout.txt`).
+#[test]
+fn component_output_is_kept_in_log_files() {
+    crate::probe::require_probes();
+    let host = crate::probe::probe_host().start();
+    let r = crate::harness::send("GET", &host.url("/p3/trap"), None, None);
+    assert_eq!(r.status, 500);
+    let file = host.state_dir.join("logs/probe3_stderr.txt");
+    let text = crate::harness::wait_for("the panic message in the log file", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&file).ok().filter(|t| t.contains("probe asked to trap"))
+    });
+    assert!(text.contains("panicked"), "{text}");
+    assert!(host.state_dir.join("logs/probe3_stdout.txt").exists());
+}

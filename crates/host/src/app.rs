@@ -12,6 +12,7 @@
 
 use crate::bindings;
 use crate::engine::{self, CacheOutcome, EngineLimits};
+use crate::logs::{ComponentOutput, Console};
 use crate::manifest::{Manifest, RouteSpec};
 use crate::outbound::OutboundPolicy;
 use crate::outbound_http::OutboundHooks;
@@ -127,6 +128,7 @@ impl App {
         bindings::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking host interfaces: {e}"))?;
 
         let cache_dir = options.state_dir.join("cache");
+        let logs_dir = options.state_dir.join("logs");
         let mut components = HashMap::new();
         for (id, c) in &manifest.component {
             let started = Instant::now();
@@ -163,6 +165,8 @@ impl App {
                 variables: ComponentVariables::for_component(manifest, id, &vars)?,
                 outbound: OutboundPolicy::new(&outbound).with_context(|| format!("[component.{id}]"))?,
                 environment: c.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                stdout: ComponentOutput::open(&logs_dir, id, Console::Stdout),
+                stderr: ComponentOutput::open(&logs_dir, id, Console::Stderr),
             };
             for label in &config.key_value_stores {
                 if stores.get(label).is_none() {
@@ -275,7 +279,7 @@ impl App {
     fn new_store(&self, component: &LoadedComponent) -> Store<HostState> {
         let cfg = component.config.clone();
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr();
+        wasi.stdout(cfg.stdout.clone()).stderr(cfg.stderr.clone());
         for (k, v) in &cfg.environment {
             wasi.env(k, v);
         }

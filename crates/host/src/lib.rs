@@ -15,7 +15,8 @@
 //! - [`state`] and [`bindings`]: what an instance can reach (WASI, key-value,
 //!   variables, the hypervisor capability);
 //! - [`outbound_http`]: outbound requests, allow-list and `*.spin.internal`;
-//! - [`events`]: in-process delivery of the adapter's progress events.
+//! - [`events`]: in-process delivery of the adapter's progress events;
+//! - [`logs`]: component stdout/stderr to the console and `<state dir>/logs/`.
 
 pub mod app;
 pub mod baseline;
@@ -23,6 +24,7 @@ pub mod bindings;
 pub mod cli;
 pub mod engine;
 pub mod events;
+pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_http;

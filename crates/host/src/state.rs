@@ -16,6 +16,8 @@ pub struct ComponentConfig {
     pub variables: ComponentVariables,
     pub outbound: OutboundPolicy,
     pub environment: Vec<(String, String)>,
+    pub stdout: crate::logs::ComponentOutput,
+    pub stderr: crate::logs::ComponentOutput,
 }
 
 pub struct HostState {
