@@ -17,7 +17,9 @@
 //! - [`auth`]: identities and the token verifier trait.
 //! - [`routes`]: the route table, dispatch and JSON-Home.
 //! - [`scheduler`]: candidate compute nodes for a launch.
-//! - [`events`], [`hypervisor`]: wire types shared with the native host.
+//! - [`events`], [`hypervisor`]: wire types shared with the native host;
+//!   [`wit_convert`]: the macro that converts the hypervisor types to and
+//!   from each crate's WIT bindings.
 
 pub mod auth;
 pub mod error;
@@ -34,3 +36,4 @@ pub mod schemas;
 pub mod time;
 pub mod transitions;
 pub mod validate;
+pub mod wit_convert;
