@@ -149,7 +149,7 @@ mod tests {
         let got = enum_filter(&q(&[("state", "RUNNING"), ("limit", "2"), ("state", "ABORTED")]), "state", TaskState::parse, &names).unwrap();
         assert_eq!(got, [TaskState::Running, TaskState::Aborted]);
         assert_eq!(enum_filter(&q(&[("state", "running")]), "state", TaskState::parse, &names).unwrap_err().field.as_deref(), Some("state"));
-        assert_eq!(since(&q(&[("since", "2026-01-01T01:00:00+01:00")])).unwrap().as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(since(&q(&[("since", "2026-01-01T01:00:00+01:00")])).unwrap().as_deref(), Some("2026-01-01T00:00:00.000000Z"));
         assert_eq!(since(&q(&[("since", "today")])).unwrap_err().field.as_deref(), Some("since"));
         assert_eq!(since(&[]).unwrap(), None);
     }

@@ -188,10 +188,10 @@ mod tests {
         let mut t = task(&s);
         assert!(apply_to_task(&mut t, &ev(1, 0, StepState::Running, OperationState::Running)).unwrap());
         assert_eq!(t.items[0].state, ItemState::Running);
-        assert_eq!(t.items[0].started_at.as_deref(), Some("2026-01-01T00:00:01Z"));
+        assert_eq!(t.items[0].started_at.as_deref(), Some("2026-01-01T00:00:01.000000Z"));
         assert!(t.items[0].ended_at.is_none());
         apply_to_task(&mut t, &ev(2, 0, StepState::Completed, OperationState::Running)).unwrap();
-        assert_eq!(t.items[0].ended_at.as_deref(), Some("2026-01-01T00:00:02Z"));
+        assert_eq!(t.items[0].ended_at.as_deref(), Some("2026-01-01T00:00:02.000000Z"));
         assert_eq!((t.last_seq, t.state), (2, TaskState::Running));
     }
 

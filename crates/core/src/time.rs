@@ -58,8 +58,10 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-/// Formats `t` as RFC 3339 UTC with `Z`. Times before 1970 are clamped to
-/// the epoch: the API never stores them.
+/// Formats `t` as RFC 3339 UTC with `Z` and always six fractional digits,
+/// so that timestamps sort correctly as strings (`since` filters and lists
+/// compare them as text). Times before 1970 are clamped to the epoch: the
+/// API never stores them.
 pub fn format(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
@@ -67,11 +69,7 @@ pub fn format(t: SystemTime) -> String {
     let (y, mo, da) = civil_from_days(days);
     let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     let micros = d.subsec_micros();
-    if micros == 0 {
-        format!("{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
-    }
+    format!("{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
 }
 
 /// The current time, formatted.
@@ -157,10 +155,10 @@ mod tests {
 
     #[test]
     fn formats_the_epoch_and_known_instants() {
-        assert_eq!(format(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(format(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         // 2000-02-29 (a leap day in a century leap year) 12:34:56.
-        assert_eq!(format(at(951_827_696, 0)), "2000-02-29T12:34:56Z");
-        assert_eq!(format(at(1_796_563_875, 0)), "2026-12-06T13:31:15Z");
+        assert_eq!(format(at(951_827_696, 0)), "2000-02-29T12:34:56.000000Z");
+        assert_eq!(format(at(1_796_563_875, 0)), "2026-12-06T13:31:15.000000Z");
     }
 
     #[test]
@@ -192,7 +190,7 @@ mod tests {
         assert_eq!(parse("2000-02-29T14:34:56+02:00"), Some(at(951_827_696, 0)));
         assert_eq!(parse("2000-02-29t12:34:56.123456789z"), Some(at(951_827_696, 123_456_789)));
         assert_eq!(parse("2000-02-29T12:34:56.1234567891Z"), Some(at(951_827_696, 123_456_789)));
-        assert_eq!(normalize("2000-02-29 07:34:56-05:00").as_deref(), Some("2000-02-29T12:34:56Z"));
+        assert_eq!(normalize("2000-02-29 07:34:56-05:00").as_deref(), Some("2000-02-29T12:34:56.000000Z"));
     }
 
     #[test]
@@ -204,5 +202,13 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn formatted_times_sort_as_strings() {
+        let whole = format(at(1_796_563_875, 0));
+        let half = format(at(1_796_563_875, 500_000_000));
+        let next = format(at(1_796_563_876, 0));
+        assert!(whole < half && half < next, "{whole} {half} {next}");
     }
 }
