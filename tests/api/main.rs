@@ -1,6 +1,7 @@
 //! The integration tests: one binary that starts the real host and talks
 //! HTTP to it. Each module covers one capability.
 
+mod apiary;
 mod harness;
 mod slice;
 
