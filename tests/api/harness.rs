@@ -179,14 +179,27 @@ fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
 }
 
-/// Sends a request; `token` goes into `X-Auth-Token`.
+/// Sends a JSON request; `token` goes into `X-Auth-Token`.
 pub fn send(method: &str, url: &str, token: Option<&str>, body: Option<&serde_json::Value>) -> Resp {
-    let mut req = agent().request(method, url);
+    let mut headers = Vec::new();
     if let Some(t) = token {
-        req = req.set("X-Auth-Token", t);
+        headers.push(("X-Auth-Token", t));
+    }
+    let body = body.map(|b| b.to_string());
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    request(method, url, &headers, body.as_deref())
+}
+
+/// Any method, any headers, a raw text body; never panics on a status.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
     }
     let result = match body {
-        Some(b) => req.set("Content-Type", "application/json").send_string(&b.to_string()),
+        Some(b) => req.send_string(b),
         None => req.call(),
     };
     let resp = match result {

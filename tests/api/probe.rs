@@ -103,31 +103,7 @@ pub fn run_expecting_exit(manifest: &Path, env: &[(&str, &str)]) -> (ExitStatus,
     (status, out)
 }
 
-/// Any method, any headers, a raw text body; never panics on a status.
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_string(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
-        .collect();
-    let body = resp.into_string().unwrap_or_default();
-    Resp { status, headers, body }
-}
+pub use crate::harness::request as http;
 
 pub fn get(url: &str) -> Resp {
     http("GET", url, &[], None)
