@@ -160,13 +160,7 @@ fn refuse(action: &str, power: PowerState) -> StepError {
 }
 
 fn power_name(p: PowerState) -> &'static str {
-    match p {
-        PowerState::Running => "RUNNING",
-        PowerState::Paused => "PAUSED",
-        PowerState::Shutdown => "SHUTDOWN",
-        PowerState::Crashed => "CRASHED",
-        PowerState::Suspended => "SUSPENDED",
-    }
+    vnext_core::model::power_state_str(p)
 }
 
 impl FakeServer {
