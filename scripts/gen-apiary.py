@@ -2,9 +2,39 @@
 """Generates apiary.apib from live responses of a running vnext host, so every
 example in the blueprint is what the code really returns.
 
-Usage: scripts/gen-apiary.py BASE_URL OUT (the host must have a fresh state dir and the
-test inventory tests/fixtures/inventory.toml)."""
-import json, sys, time, urllib.request, urllib.error
+Usage: scripts/gen-apiary.py BASE_URL OUT. The host must be fresh and run the
+inventory that Dredd's host runs; `scripts/dredd.sh --generate` starts such a
+host, runs this script against it and stops it (prefer that).
+
+How the document is built, and why (Dredd replays it, see scripts/dredd.sh):
+- The document is written top to bottom and every request is sent at the
+  point where its example is written, so the order of the examples in the
+  document is the order in which they were captured. Dredd runs the
+  transactions in document order, so it replays exactly this scenario: a
+  resource is created by an example above the ones that use it.
+- An action is opened with `action(METHOD, PATH)`; PATH is what Dredd will
+  request: the URI template filled with the `+ Parameters` example values of
+  the resource or the action (query parameters with an example value
+  included, in template order). Keep the two in step.
+- `tx(...)` sends PATH with its own token and body and writes a `+ Request`
+  and its `+ Response`: that pair is one Dredd transaction and must answer the
+  same status when replayed. `unauth()` is the 401 transaction of the action.
+- `doc(r, ...)` writes a response captured from a request that is not the
+  action's own (another path or query): documentation only. It has no
+  `+ Request` of its own, so Dredd (which tests the first response of each
+  request) does not replay it. Only error answers and reads may be written so,
+  so that skipping them leaves the state the same for the replay.
+- Ids created in the run (types, servers, tasks) differ in the replay: the
+  Dredd hooks (tests/dredd/hooks.js) learn each one from the response that
+  first shows it and put the new value into later paths and bodies. Names and
+  fixed UUIDs (projects, users, placements) are the same in both runs.
+- A task must answer the same status in the replay, so the examples avoid
+  timing: the Dredd inventory (tests/dredd/driver.toml) makes every step
+  instant except `snapshot`, which takes long enough to stay RUNNING until
+  the end of a run, and the server-task examples come a dozen transactions
+  after the launch they depend on.
+"""
+import json, sys, urllib.request, urllib.error
 
 BASE, OUT = sys.argv[1], sys.argv[2]
 U = "11111111-1111-4111-8111-111111111111"
@@ -14,10 +44,12 @@ P2 = "44444444-4444-4444-8444-444444444444"
 TOKEN = f"{U}:{P}"
 ADMIN = f"{U2}:{P2}:admin"
 OTHER = f"{U2}:{P2}"
+# A member of a third project, with whom nothing is shared: sees only PUBLIC things.
+THIRD = "88888888-8888-4888-8888-888888888888:99999999-9999-4999-8999-999999999999"
 
 class R:
-    def __init__(self, method, status, headers, body):
-        self.method, self.status, self.headers, self.body = method, status, headers, body
+    def __init__(self, method, path, status, headers, body):
+        self.method, self.path, self.status, self.headers, self.body = method, path, status, headers, body
     def json(self):
         return json.loads(self.body)
     def h(self, name):
@@ -35,109 +67,13 @@ def call(method, path, token=TOKEN, body=None, raw=None):
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req) as resp:
-            return R(method, resp.status, list(resp.headers.items()), resp.read().decode())
+            return R(method, path, resp.status, list(resp.headers.items()), resp.read().decode())
     except urllib.error.HTTPError as e:
-        return R(method, e.code, list(e.headers.items()), e.read().decode())
+        return R(method, path, e.code, list(e.headers.items()), e.read().decode())
 
 def expect(r, status):
-    assert r.status == status, (r.status, status, r.body)
+    assert r.status == status, (r.method, r.path, r.status, status, r.body)
     return r
-
-# ----------------------------------------------------------------- scenario
-E = {}
-E["home"] = expect(call("GET", "/", None), 200)
-E["schemas"] = expect(call("GET", "/schemas", None), 200)
-E["schema_tag"] = expect(call("GET", "/schemas/tag", None), 200)
-E["schema_404"] = expect(call("GET", "/schemas/flavor", None), 404)
-E["home_405"] = expect(call("POST", "/", None), 405)
-E["no_token"] = expect(call("GET", "/servers/" + U, None), 401)
-E["bad_token"] = expect(call("GET", "/servers/" + U, "nonsense"), 401)
-E["no_route"] = expect(call("GET", "/servers/abc/def"), 404)
-
-TYPE_REQ = {"name": "m1.small", "description": "1 vCPU, 2 GiB RAM", "spec": {"memory_mb": 2048, "root_disk_gb": 20, "cpu_units": 1},
-            "tags": ["general"], "shares": {"users": [], "projects": [P2]}}
-E["type_create"] = expect(call("POST", "/server_types", body=TYPE_REQ), 201)
-TY = E["type_create"].json()["id"]
-E["type_dup"] = expect(call("POST", "/server_types", body={"name": "m1.small", "spec": {"memory_mb": 2048, "cpu_units": 1}}), 400)
-E["type_public_403"] = expect(call("POST", "/server_types", body={"name": "m1.shared", "visibility": "PUBLIC", "spec": {"memory_mb": 2048, "cpu_units": 1}}), 403)
-big = b"[" + b"1," * 600000 + b"1]"
-E["big_413"] = expect(call("POST", "/server_types", raw=big), 413)
-E["admin_type"] = expect(call("POST", "/server_types", ADMIN, {"name": "m1.large", "visibility": "PUBLIC", "spec": {"memory_mb": 8192, "cpu_units": 4, "rxtx_factor": 1.5, "swap_mb": 1024}}), 201)
-TY2 = E["admin_type"].json()["id"]
-E["type_get"] = expect(call("GET", "/server_types/m1.small"), 200)
-E["type_get_shared"] = expect(call("GET", "/server_types/" + TY, OTHER), 200)
-E["type_404"] = expect(call("GET", "/server_types/m9.huge"), 404)
-E["type_patch"] = expect(call("PATCH", "/server_types/" + TY, body={"description": "1 vCPU, 2 GiB RAM, SSD"}), 204)
-E["type_patch_400"] = expect(call("PATCH", "/server_types/" + TY, body={"tags": ["ssd"]}), 400)
-E["type_patch_403"] = expect(call("PATCH", "/server_types/" + TY, OTHER, {"description": "mine now"}), 403)
-E["tags_get"] = expect(call("GET", f"/server_types/{TY}/tags"), 200)
-E["tags_put"] = expect(call("PUT", f"/server_types/{TY}/tags", body=["general", "ssd"]), 204)
-E["tags_put_400"] = expect(call("PUT", f"/server_types/{TY}/tags", body=["a/b"]), 400)
-E["tags_delete"] = expect(call("DELETE", f"/server_types/{TY2}/tags", ADMIN), 204)
-E["tag_put_400"] = expect(call("PUT", f"/server_types/{TY}/tags/a,b"), 400)
-E["tag_put"] = expect(call("PUT", f"/server_types/{TY}/tags/gpu"), 204)
-E["tag_delete"] = expect(call("DELETE", f"/server_types/{TY}/tags/gpu"), 204)
-E["tag_delete_404"] = expect(call("DELETE", f"/server_types/{TY}/tags/gpu"), 404)
-E["shares_get"] = expect(call("GET", f"/server_types/{TY}/shares"), 200)
-E["shares_get_403"] = expect(call("GET", f"/server_types/{TY}/shares", OTHER), 403)
-E["shares_put"] = expect(call("PUT", f"/server_types/{TY}/shares", body={"users": ["55555555-5555-4555-8555-555555555555"], "projects": [P2]}), 204)
-E["shares_put_400"] = expect(call("PUT", f"/server_types/{TY}/shares", body={"users": ["bob"]}), 400)
-E["user_share_put"] = expect(call("PUT", f"/server_types/{TY}/shares/users/66666666-6666-4666-8666-666666666666"), 204)
-E["user_share_400"] = expect(call("PUT", f"/server_types/{TY}/shares/users/bob"), 400)
-E["user_share_delete"] = expect(call("DELETE", f"/server_types/{TY}/shares/users/66666666-6666-4666-8666-666666666666"), 204)
-E["user_share_404"] = expect(call("DELETE", f"/server_types/{TY}/shares/users/66666666-6666-4666-8666-666666666666"), 404)
-E["project_share_put"] = expect(call("PUT", f"/server_types/{TY}/shares/projects/77777777-7777-4777-8777-777777777777"), 204)
-E["project_share_400"] = expect(call("PUT", f"/server_types/{TY}/shares/projects/ops"), 400)
-E["project_share_delete"] = expect(call("DELETE", f"/server_types/{TY}/shares/projects/77777777-7777-4777-8777-777777777777"), 204)
-E["project_share_404"] = expect(call("DELETE", f"/server_types/{TY}/shares/projects/77777777-7777-4777-8777-777777777777"), 404)
-E["tmp_type"] = expect(call("POST", "/server_types", body={"name": "tmp.type", "spec": {"memory_mb": 512, "cpu_units": 1}}), 201)
-E["type_delete"] = expect(call("DELETE", "/server_types/tmp.type"), 204)
-E["type_delete_403"] = expect(call("DELETE", "/server_types/m1.large"), 403)
-E["shares_delete"] = expect(call("DELETE", f"/server_types/{TY2}/shares", ADMIN), 204)
-
-LAUNCH = {"defaults": {"type_id": TY, "template_id": "9a8b7c6d-0000-4000-8000-00000000aaaa",
-                       "placement_id": "7d3b3a10-0000-4000-8000-000000000002", "hostname_pattern": "web-%(rand_num)4d"},
-          "servers": [{"hostname": "web-1"}, {}, {"hostname": "db-1", "type_id": TY2, "user_data": "IyEvYmluL3NoCmVjaG8gaGVsbG8K"}]}
-E["launch"] = expect(call("POST", f"/projects/{P}/servers", body=LAUNCH), 202)
-S = E["launch"].json()["servers"][0]["id"]
-E["launch_dup"] = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-1"}]}), 400)
-E["launch_403"] = expect(call("POST", f"/projects/{P2}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-9"}]}), 403)
-E["launch_404"] = expect(call("POST", "/projects/my-project/servers", body={"servers": [{"hostname": "web-9"}]}), 404)
-E["building_head"] = expect(call("HEAD", f"/servers/{S}"), 200)
-time.sleep(1.0)
-E["server_get"] = expect(call("GET", f"/servers/{S}"), 200)
-E["server_get_admin"] = expect(call("GET", f"/servers/{S}", ADMIN), 200)
-E["server_404"] = expect(call("GET", f"/servers/{S}", OTHER), 404)
-E["server_head"] = expect(call("HEAD", f"/servers/{S}"), 200)
-E["server_head_404"] = expect(call("HEAD", f"/servers/{S}", OTHER), 404)
-E["by_hostname"] = expect(call("GET", f"/projects/{P}/servers/WEB-1"), 200)
-E["by_hostname_404"] = expect(call("GET", f"/projects/{P}/servers/web-404"), 404)
-
-E["task_snapshot"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "SNAPSHOT", "name": "web-1-before-upgrade"}), 202)
-E["task_busy"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "REBOOT"}), 409)
-T1 = E["task_snapshot"].json()["id"]
-time.sleep(0.5)
-E["task_400"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "RESIZE"}), 400)
-E["task_pause"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "PAUSE"}), 202)
-time.sleep(0.5)
-E["task_state_409"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "REBOOT"}), 409)
-E["task_lock"] = expect(call("POST", f"/servers/{S}/tasks", body={"action": "LOCK"}), 202)
-E["task_get"] = expect(call("GET", f"/server_tasks/{T1}"), 200)
-E["task_get_404"] = expect(call("GET", f"/server_tasks/{T1}", OTHER), 404)
-E["items"] = expect(call("GET", f"/server_tasks/{T1}/items"), 200)
-E["items_page"] = expect(call("GET", f"/server_tasks/{T1}/items?state=COMPLETED&limit=1"), 200)
-E["items_400"] = expect(call("GET", f"/server_tasks/{T1}/items?state=DONE"), 400)
-E["tasks_list"] = expect(call("GET", f"/servers/{S}/tasks?limit=2"), 200)
-E["tasks_400"] = expect(call("GET", f"/servers/{S}/tasks?limit=0"), 400)
-# a failed launch, for the ABORTED example
-E["launch_fail"] = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "fail-1"}]}), 202)
-F = E["launch_fail"].json()["servers"][0]["id"]
-time.sleep(1.0)
-E["tasks_failed"] = expect(call("GET", f"/servers/{F}/tasks"), 200)
-E["head_error"] = expect(call("HEAD", f"/servers/{F}"), 200)
-
-TRANSITIONS = E["schema_task"] = expect(call("GET", "/schemas/server_task", None), 200)
-TRANSITIONS = TRANSITIONS.json()["x-transitions"]
 
 # ----------------------------------------------------------------- rendering
 def ind(text, n):
@@ -158,11 +94,13 @@ CANON = {"x-openstack-request-id": "X-OpenStack-Request-ID", "x-openstack-comput
          "location": "Location", "allow": "Allow", "x-openstack-compute-server-virt-state": "X-OpenStack-Compute-Server-Virt-State",
          "x-openstack-compute-server-power-state": "X-OpenStack-Compute-Server-Power-State"}
 
-def request(token=TOKEN, body=None, name=""):
+def request(token=TOKEN, body=None, name="", accept="application/json"):
     ctype = " (application/json)" if body is not None else ""
     title = f" {name}" if name else ""
     out = f"+ Request{title}{ctype}\n\n"
-    hs = [("X-Auth-Token", token)] if token else []
+    # A request with neither headers nor body is an "empty request" to API
+    # Blueprint parsers: one without a token says what it accepts instead.
+    hs = [("X-Auth-Token", token)] if token else ([("Accept", accept)] if body is None else [])
     out += headers_block(hs)
     if body is not None:
         out += body_block(body)
@@ -171,31 +109,73 @@ def request(token=TOKEN, body=None, name=""):
 def response(r, desc=None, extra=()):
     ctype = r.h("content-type")
     out = f"+ Response {r.status}" + (f" ({ctype})" if ctype else "") + "\n\n"
-    if desc:
-        out += ind(desc.strip(), 4) + "\n\n"
     hs = [(CANON[k], r.h(k)) for k in ("x-openstack-request-id", "x-openstack-compute-api-version") if r.status < 400]
     hs += [(CANON[k], r.h(k)) for k in extra if r.h(k) is not None]
+    has_body = bool(r.body) and r.method != "HEAD"
+    if desc:
+        # A description needs a nested section after it, or API Blueprint reads
+        # it as the body: HEAD answers (no body) show their request id header.
+        if not hs and not has_body:
+            hs = [(CANON["x-openstack-request-id"], r.h("x-openstack-request-id"))]
+        out += ind(desc.strip(), 4) + "\n\n"
     out += headers_block(hs)
-    if r.body and r.method != "HEAD":
+    if has_body:
         out += body_block(r.json())
+        if ctype == "application/schema+json":
+            out += schema_block(r.json())
     return out
+
+def schema_block(example, n=4):
+    """A body that is itself a JSON Schema gets a `+ Schema` too: Dredd's
+    validator reads an `application/schema+json` response as "validate against
+    the given schema" and fails without one. This one asks for the example's
+    top-level keys, as Dredd checks a JSON example."""
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": sorted(example)}
+    return f"{' ' * n}+ Schema\n\n{ind(json.dumps(schema, indent=4), n + 8)}\n\n"
+
+def causes_text(causes):
+    return "Returned when:\n\n" + "\n".join(f"- {c}" for c in causes)
 
 def error(r, causes):
     """An error response; `causes` lists every reason the route gives this status."""
-    desc = "Returned when:\n\n" + "\n".join(f"- {c}" for c in causes)
-    return response(r, desc, extra=("allow",))
+    return response(r, causes_text(causes), extra=("allow",))
+
+# ----------------------------------------------------------------- examples
+doc_parts = []
+w = doc_parts.append
+# The action being written: (method, path as Dredd requests it).
+CUR = [None, None]
+
+def action(method, path):
+    CUR[:] = [method, path]
+
+def tx(status, token=TOKEN, body=None, name="", desc=None, causes=None, extra=()):
+    """Sends the action's own request now and writes it with its response: one
+    Dredd transaction. Returns the response."""
+    method, path = CUR
+    r = expect(call(method, path, token, body), status)
+    w(request(token, body, name, accept=r.h("content-type") or "application/json"))
+    w(response(r, causes_text(causes) if causes else desc, extra=extra + (("allow",) if causes else ())))
+    return r
 
 def unauth():
-    return error(E["no_token"], ["X-Auth-Token is missing or is not `<user-uuid>:<project-uuid>[:admin]`"])
+    """The action's request without a token: its 401 transaction."""
+    return tx(401, token=None, name="No token", causes=["X-Auth-Token is missing or is not `<user-uuid>:<project-uuid>[:admin]`"])
 
+def doc(r, causes=None, desc=None):
+    """A response captured from another request than the action's own:
+    documentation only (Dredd does not replay it), so it must not have
+    changed anything."""
+    assert r.status >= 400 or r.method in ("GET", "HEAD"), ("a documentation-only example changed state", r.method, r.path)
+    w(response(r, causes_text(causes) if causes else desc, extra=("allow",) if causes else ()))
+    return r
+
+BIG = b"[" + b"1," * 600000 + b"1]"
 def too_large():
-    return error(E["big_413"], ["the request body is larger than 1 MiB (1048576 bytes)"])
+    """413: a body over 1 MiB is not written into the document, so this one is documentation only."""
+    return doc(expect(call(CUR[0], CUR[1], raw=BIG), 413), ["the request body is larger than 1 MiB (1048576 bytes)"])
 
-def unavailable_note():
-    return ""
-
-doc = []
-w = doc.append
+HOME_405 = expect(call("POST", "/", None), 405)
 
 w("""FORMAT: 1A
 HOST: http://127.0.0.1:3000
@@ -207,9 +187,13 @@ host `vnext`. This document is kept true to the code: it describes exactly the
 routes, methods, status codes, headers and bodies that the components serve
 today (the route table is `crates/core/src/routes.rs`), and every example below
 was captured from a running host. The test `tests/api/apiary.rs` checks it
-against the route table and a live host. Routes of the contract that are not
-built yet are listed in the last section, "Not yet implemented", and nowhere
-else.
+against the route table and a live host, and Dredd (`scripts/dredd.sh`)
+replays every `+ Request` of it, in order, against a fresh host and checks
+each answer against the `+ Response` that follows. A response written without
+a request of its own was captured from the request its description names
+(another path or query); Dredd does not replay those. Routes of the
+contract that are not built yet are listed in the last section, "Not yet
+implemented", and nowhere else.
 
 API version: **0.1.0** (semantic versioning; `api_version` in the JSON-Home
 document and the `X-OpenStack-Compute-API-Version` header of every response).
@@ -279,7 +263,7 @@ Statuses, in the order the checks run:
 
 The `405` for `POST /` (with `Allow: GET`):
 
-""" + ind(json.dumps(E["home_405"].json()), 4) + """
+""" + ind(json.dumps(HOME_405.json()), 4) + """
 
 ## Collections
 
@@ -306,6 +290,7 @@ the new `marker`.
 - Long work is asynchronous: `202 Accepted` and a task to poll.
 """)
 
+
 # ---------------------------------------------------------------- root
 w("""
 # Group Root and schemas
@@ -322,7 +307,8 @@ The JSON-Home document: every public route, keyed `rel/<name>`, with `href`
 ### Get the JSON-Home document [GET]
 
 """)
-w(response(E["home"]))
+action("GET", "/")
+tx(200, token=None)
 
 w("""
 ## Schema index [/schemas]
@@ -332,7 +318,8 @@ The names of the published schemas, each with a link. Allow: `GET`.
 ### List the schemas [GET]
 
 """)
-w(response(E["schemas"]))
+action("GET", "/schemas")
+tx(200, token=None)
 
 w("""
 ## Schema [/schemas/{object}]
@@ -347,8 +334,9 @@ describes the body of a launch. Allow: `GET`.
 ### Get a schema [GET]
 
 """)
-w(response(E["schema_tag"]))
-w(error(E["schema_404"], ["no schema has that name"]))
+action("GET", "/schemas/tag")
+tx(200, token=None)
+doc(expect(call("GET", "/schemas/flavor", None), 404), ["no schema has that name (here `GET /schemas/flavor`)"])
 
 # ---------------------------------------------------------------- server types
 TYPE_FIELDS = """
@@ -367,6 +355,8 @@ A caller sees a type if it is `PUBLIC`, owned by its project, or shared with
 its user or its project; admins see all. Only the owner and admins may change
 a type, its tags or its shares.
 """
+HIDDEN_TYPE = "no type has this id or name, or the caller may not see it"
+NOT_OWNER = "the caller is neither the owner nor an admin"
 w("""
 # Group Server types
 """ + TYPE_FIELDS + """
@@ -380,14 +370,22 @@ Allow: `POST`. (The list, `GET /server_types`, is not implemented yet.)
 `shares` are optional. Unknown fields are refused.
 
 """)
-w(request(body=TYPE_REQ))
-w(response(E["type_create"], "The new type; `Location` is its URI.", extra=("location",)))
-w(error(E["type_dup"], ["the body is missing, not JSON, or has an unknown or mistyped field",
-                          "a rule is broken (`name` empty, too long or a UUID; `description` longer than 1024; `spec.cpu_units` < 1; `spec.rxtx_factor` < 0.1; a negative size; an invalid tag or more than 50; a share that is not a UUID)",
-                          "another type already has this name"]))
-w(unauth())
-w(error(E["type_public_403"], ["a non-admin asks for `visibility: PUBLIC`"]))
-w(too_large())
+action("POST", "/server_types")
+TYPE_REQ = {"name": "m1.small", "description": "1 vCPU, 2 GiB RAM", "spec": {"memory_mb": 2048, "root_disk_gb": 20, "cpu_units": 1},
+            "tags": ["general"], "shares": {"users": [], "projects": [P2]}}
+TY = tx(201, body=TYPE_REQ, desc="The new type; `Location` is its URI.", extra=("location",)).json()["id"]
+TY2 = tx(201, ADMIN, {"name": "m1.large", "visibility": "PUBLIC", "spec": {"memory_mb": 8192, "cpu_units": 4, "rxtx_factor": 1.5, "swap_mb": 1024}},
+         name="Admin", desc="An admin may create a `PUBLIC` type.", extra=("location",)).json()["id"]
+tx(201, body={"name": "tmp.type", "spec": {"memory_mb": 512, "cpu_units": 1}}, name="Minimal",
+   desc="Only `name` and `spec` (this type is deleted below).", extra=("location",))
+tx(400, body={"name": "m1.small", "spec": {"memory_mb": 2048, "cpu_units": 1}}, name="Taken name",
+   causes=["the body is missing, not JSON, or has an unknown or mistyped field",
+           "a rule is broken (`name` empty, too long or a UUID; `description` longer than 1024; `spec.cpu_units` < 1; `spec.rxtx_factor` < 0.1; a negative size; an invalid tag or more than 50; a share that is not a UUID)",
+           "another type already has this name"])
+tx(403, body={"name": "m1.shared", "visibility": "PUBLIC", "spec": {"memory_mb": 2048, "cpu_units": 1}}, name="Public",
+   causes=["a non-admin asks for `visibility: PUBLIC`"])
+unauth()
+too_large()
 
 w("""
 ## Server type [/server_types/{server_type}]
@@ -400,10 +398,12 @@ Allow: `GET`, `PATCH`, `DELETE`.
 ### Get a server type [GET]
 
 """)
-w(request())
-w(response(E["type_get"], "As seen by the owner (with `shares`). Others who may see the type get the same body without `shares`."))
-w(unauth())
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("GET", "/server_types/m1.small")
+tx(200, desc="As seen by the owner (with `shares`).")
+tx(200, OTHER, name="Shared", desc="As seen by a member of a project the type is shared with: no `shares`.")
+tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
+TYPE_404 = doc(expect(call("GET", "/server_types/m9.huge"), 404), desc="Unknown names (here `m9.huge`) are the same `404`.")
 
 w("""
 ### Update a server type [PATCH]
@@ -414,33 +414,36 @@ launched keep their copy). `tags` and `shares` have their own routes and are
 refused here.
 
 """)
-w(request(body={"description": "1 vCPU, 2 GiB RAM, SSD"}))
-w(response(E["type_patch"]))
-w(error(E["type_patch_400"], ["the body is missing, not JSON, or has an unknown or mistyped field",
-                                "`tags` or `shares` is sent",
-                                "a rule is broken (as for create)",
-                                "the new name is taken by another type"]))
-w(unauth())
-w(error(E["type_patch_403"], ["the caller is neither the owner nor an admin",
-                                "a non-admin sets `visibility: PUBLIC`"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
-w(too_large())
+action("PATCH", "/server_types/m1.small")
+tx(204, body={"description": "1 vCPU, 2 GiB RAM, SSD"})
+tx(400, body={"tags": ["ssd"]}, name="Tags",
+   causes=["the body is missing, not JSON, or has an unknown or mistyped field",
+           "`tags` or `shares` is sent",
+           "a rule is broken (as for create)",
+           "the new name is taken by another type"])
+tx(403, OTHER, {"description": "mine now"}, name="Not owner", causes=[NOT_OWNER, "a non-admin sets `visibility: PUBLIC`"])
+tx(404, THIRD, {"description": "mine now"}, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
+too_large()
 
 w("""
 ### Delete a server type [DELETE]
 
 The name becomes free again. Servers launched with the type keep their spec.
 
-""")
-w(request())
-w(response(E["type_delete"]))
-w(unauth())
-w(error(E["type_delete_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
++ Parameters
+    + server_type: `tmp.type` (string) - The type's id or name.
 
-def type_param():
-    return """+ Parameters
-    + server_type: `m1.small` (string) - The type's id or name.
+""")
+action("DELETE", "/server_types/tmp.type")
+tx(204)
+tx(404, name="Again", causes=[HIDDEN_TYPE])
+unauth()
+doc(expect(call("DELETE", "/server_types/m1.large"), 403), [NOT_OWNER + " (here a member deleting the admin's `PUBLIC` type `m1.large`)"])
+
+def type_param(name="m1.small"):
+    return f"""+ Parameters
+    + server_type: `{name}` (string) - The type's id or name.
 """
 
 w("""
@@ -453,10 +456,10 @@ ownership. Allow: `GET`, `PUT`, `DELETE`.
 ### List the tags [GET]
 
 """)
-w(request())
-w(response(E["tags_get"]))
-w(unauth())
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("GET", "/server_types/m1.small/tags")
+tx(200)
+tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
 
 w("""
 ### Replace the tags [PUT]
@@ -464,24 +467,25 @@ w("""
 The body is a JSON array of tags (not an object); duplicates collapse.
 
 """)
-w(request(body=["general", "ssd"]))
-w(response(E["tags_put"]))
-w(error(E["tags_put_400"], ["the body is missing, not JSON, or not an array of strings",
-                              "a tag is invalid, or there are more than 50"]))
-w(unauth())
-w(error(E["type_patch_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
-w(too_large())
+action("PUT", "/server_types/m1.small/tags")
+tx(204, body=["general", "ssd"])
+tx(400, body=["a/b"], name="Bad tag", causes=["the body is missing, not JSON, or not an array of strings",
+                                              "a tag is invalid, or there are more than 50"])
+tx(403, OTHER, ["general"], name="Not owner", causes=[NOT_OWNER])
+tx(404, THIRD, ["general"], name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
+too_large()
 
 w("""
 ### Remove every tag [DELETE]
 
+""" + type_param("m1.large") + """
 """)
-w(request())
-w(response(E["tags_delete"]))
-w(unauth())
-w(error(E["type_patch_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("DELETE", "/server_types/m1.large/tags")
+tx(204, ADMIN, desc="An admin clears the tags of `m1.large`.")
+tx(403, name="Not owner", causes=[NOT_OWNER])
+unauth()
+doc(TYPE_404, [HIDDEN_TYPE])
 
 w("""
 ## Server type tag [/server_types/{server_type}/tags/{tag}]
@@ -497,23 +501,22 @@ Allow: `PUT`, `DELETE`.
 Idempotent: adding a tag the type has already is `204`.
 
 """)
-w(request())
-w(response(E["tag_put"]))
-w(error(E["tag_put_400"], ["the tag is invalid", "the type would have more than 50 tags"]))
-w(unauth())
-w(error(E["type_patch_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("PUT", "/server_types/m1.small/tags/gpu")
+tx(204)
+tx(403, OTHER, name="Not owner", causes=[NOT_OWNER])
+tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
+doc(expect(call("PUT", "/server_types/m1.small/tags/a,b"), 400), ["the tag is invalid (here `a,b`)", "the type would have more than 50 tags"])
 
 w("""
 ### Remove a tag [DELETE]
 
 """)
-w(request())
-w(response(E["tag_delete"]))
-w(unauth())
-w(error(E["type_patch_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["tag_delete_404"], ["the type does not have this tag",
-                                "no type has this id or name, or the caller may not see it"]))
+action("DELETE", "/server_types/m1.small/tags/gpu")
+tx(204)
+tx(404, name="Again", causes=["the type does not have this tag", HIDDEN_TYPE])
+tx(403, OTHER, name="Not owner", causes=[NOT_OWNER])
+unauth()
 
 w("""
 ## Server type shares [/server_types/{server_type}/shares]
@@ -525,11 +528,11 @@ owner and admins may read or change the shares. Allow: `GET`, `PUT`, `DELETE`.
 ### Get the shares [GET]
 
 """)
-w(request())
-w(response(E["shares_get"]))
-w(unauth())
-w(error(E["shares_get_403"], ["the caller may see the type but is neither its owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("GET", "/server_types/m1.small/shares")
+tx(200)
+tx(403, OTHER, name="Not owner", causes=["the caller may see the type but is neither its owner nor an admin"])
+tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
 
 w("""
 ### Replace the shares [PUT]
@@ -537,28 +540,30 @@ w("""
 `users` and `projects` are both optional (a missing one becomes empty).
 
 """)
-w(request(body={"users": ["55555555-5555-4555-8555-555555555555"], "projects": [P2]}))
-w(response(E["shares_put"]))
-w(error(E["shares_put_400"], ["the body is missing, not JSON, or has an unknown or mistyped field",
-                                "an entry is not a UUID"]))
-w(unauth())
-w(error(E["shares_get_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
-w(too_large())
+action("PUT", "/server_types/m1.small/shares")
+SHARES = {"users": ["55555555-5555-4555-8555-555555555555"], "projects": [P2]}
+tx(204, body=SHARES)
+tx(400, body={"users": ["bob"]}, name="Not a UUID", causes=["the body is missing, not JSON, or has an unknown or mistyped field",
+                                                           "an entry is not a UUID"])
+tx(403, OTHER, SHARES, name="Not owner", causes=[NOT_OWNER])
+tx(404, THIRD, SHARES, name="Not visible", causes=[HIDDEN_TYPE])
+unauth()
+too_large()
 
 w("""
 ### Remove every share [DELETE]
 
+""" + type_param("m1.large") + """
 """)
-w(request())
-w(response(E["shares_delete"]))
-w(unauth())
-w(error(E["shares_get_403"], ["the caller is neither the owner nor an admin"]))
-w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+action("DELETE", "/server_types/m1.large/shares")
+tx(204, ADMIN, desc="An admin clears the shares of `m1.large`.")
+tx(403, name="Not owner", causes=[NOT_OWNER])
+unauth()
+doc(TYPE_404, [HIDDEN_TYPE])
 
-for kind, var, example, rel_title, e400, e404 in [
-        ("users", "user_id", "66666666-6666-4666-8666-666666666666", "Server type user share", "user_share_400", "user_share_404"),
-        ("projects", "project_id", "77777777-7777-4777-8777-777777777777", "Server type project share", "project_share_400", "project_share_404")]:
+for kind, var, example, rel_title in [
+        ("users", "user_id", "66666666-6666-4666-8666-666666666666", "Server type user share"),
+        ("projects", "project_id", "77777777-7777-4777-8777-777777777777", "Server type project share")]:
     one = kind[:-1]
     w(f"""
 ## {rel_title} [/server_types/{{server_type}}/shares/{kind}/{{{var}}}]
@@ -574,23 +579,23 @@ Allow: `PUT`, `DELETE`.
 Idempotent: sharing again is `204`.
 
 """)
-    w(request())
-    w(response(E[f"{one}_share_put"]))
-    w(error(E[e400], [f"`{var}` is not a UUID"]))
-    w(unauth())
-    w(error(E["shares_get_403"], ["the caller is neither the owner nor an admin"]))
-    w(error(E["type_404"], ["no type has this id or name, or the caller may not see it"]))
+    path = f"/server_types/m1.small/shares/{kind}/{example}"
+    action("PUT", path)
+    tx(204)
+    tx(403, OTHER, name="Not owner", causes=[NOT_OWNER])
+    tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
+    unauth()
+    bad = doc(expect(call("PUT", f"/server_types/m1.small/shares/{kind}/bob"), 400), [f"`{var}` is not a UUID (here `bob`)"])
     w(f"""
 ### Stop sharing with a {one} [DELETE]
 
 """)
-    w(request())
-    w(response(E[f"{one}_share_delete"]))
-    w(error(E[e400], [f"`{var}` is not a UUID"]))
-    w(unauth())
-    w(error(E["shares_get_403"], ["the caller is neither the owner nor an admin"]))
-    w(error(E[e404], [f"the type is not shared with this {one}",
-                      "no type has this id or name, or the caller may not see it"]))
+    action("DELETE", path)
+    tx(204)
+    tx(404, name="Again", causes=[f"the type is not shared with this {one}", HIDDEN_TYPE])
+    tx(403, OTHER, name="Not owner", causes=[NOT_OWNER])
+    unauth()
+    doc(bad, [f"`{var}` is not a UUID"])
 
 # ---------------------------------------------------------------- servers
 w("""
@@ -640,21 +645,29 @@ failed spawn, which leaves it in `ERROR` with an `ABORTED` task) shows in its
 state and its tasks, not here. The schema is `GET /schemas/server_launch`.
 
 """)
-w(request(body=LAUNCH))
-w(response(E["launch"]))
-w(error(E["launch_dup"], ["the body is missing, not JSON, or has an unknown or mistyped field",
-                            "`servers` is empty or has more than 100 entries",
-                            "`defaults` sets `hostname`",
-                            "an entry has no `type_id`, no `hostname` and no `hostname_pattern`, an invalid hostname or pattern, or invalid `user_data`",
-                            "an id (`type_id`, `template_id`, `keypair_id`, `placement_id`, affinity `server_ids`) is not a UUID, or an affinity tag is invalid",
-                            "a hostname appears twice in the request, or is already used in the project",
-                            "a `type_id` names no type the caller may see",
-                            "a `placement_id` is not a placement of this deployment"]))
-w(unauth())
-w(error(E["launch_403"], ["a non-admin launches in a project other than the token's"]))
-w(error(E["launch_404"], ["`project_id` is not a UUID"]))
-w(too_large())
+action("POST", f"/projects/{P}/servers")
+LAUNCH = {"defaults": {"type_id": TY, "template_id": "9a8b7c6d-0000-4000-8000-00000000aaaa",
+                       "placement_id": "7d3b3a10-0000-4000-8000-000000000002", "hostname_pattern": "web-%(rand_num)4d"},
+          "servers": [{"hostname": "web-1"}, {}, {"hostname": "db-1", "type_id": TY2, "user_data": "IyEvYmluL3NoCmVjaG8gaGVsbG8K"}]}
+S = tx(202, body=LAUNCH).json()["servers"][0]["id"]
+F = tx(202, body={"defaults": {"type_id": TY}, "servers": [{"hostname": "fail-1"}]}, name="Failing spawn",
+       desc="The answer does not tell how the spawn will go: this server's spawn fails later (the test driver fails every `fail-` hostname), see its tasks below.").json()["servers"][0]["id"]
+tx(400, body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-1"}]}, name="Taken hostname",
+   causes=["the body is missing, not JSON, or has an unknown or mistyped field",
+           "`servers` is empty or has more than 100 entries",
+           "`defaults` sets `hostname`",
+           "an entry has no `type_id`, no `hostname` and no `hostname_pattern`, an invalid hostname or pattern, or invalid `user_data`",
+           "an id (`type_id`, `template_id`, `keypair_id`, `placement_id`, affinity `server_ids`) is not a UUID, or an affinity tag is invalid",
+           "a hostname appears twice in the request, or is already used in the project",
+           "a `type_id` names no type the caller may see",
+           "a `placement_id` is not a placement of this deployment"])
+unauth()
+doc(expect(call("POST", f"/projects/{P2}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-9"}]}), 403),
+    ["a non-admin launches in a project other than the token's"])
+doc(expect(call("POST", "/projects/my-project/servers", body={"servers": [{"hostname": "web-9"}]}), 404), ["`project_id` is not a UUID"])
+too_large()
 
+SERVER_404 = "no server has this id (or it is not a UUID), or it belongs to another project"
 w("""
 ## Project server by hostname [/projects/{project_id}/servers/{hostname}]
 
@@ -667,11 +680,12 @@ Allow: `GET`.
 ### Get a server by hostname [GET]
 
 """)
-w(request())
-w(response(E["by_hostname"], "The same body as `GET /servers/{server_id}`."))
-w(unauth())
-w(error(E["by_hostname_404"], ["no server has this hostname in the project (or it is still being launched)",
-                                 "`project_id` is not a UUID, or a non-admin names another project"]))
+action("GET", f"/projects/{P}/servers/web-1")
+tx(200, desc="The same body as `GET /servers/{server_id}`.")
+tx(404, OTHER, name="Other project", causes=["no server has this hostname in the project (or it is still being launched)",
+                                             "`project_id` is not a UUID, or a non-admin names another project"])
+unauth()
+doc(expect(call("GET", f"/projects/{P}/servers/web-404"), 404), desc="An unknown hostname (here `web-404`) is the same `404`.")
 
 w("""
 ## Server [/servers/{server_id}]
@@ -684,37 +698,23 @@ Allow: `GET`, `HEAD`.
 ### Get a server [GET]
 
 """)
-w(request())
-w(response(E["server_get"], "As seen by a member of the project. An admin sees `_elevated` filled in:"))
-w("""+ Request Admin
-
-""" + headers_block([("X-Auth-Token", ADMIN)]))
-w(response(E["server_get_admin"]))
-w(unauth())
-w(error(E["server_404"], ["no server has this id (or it is not a UUID), or it belongs to another project"]))
+action("GET", f"/servers/{S}")
+tx(200, desc="As seen by a member of the project.")
+tx(200, ADMIN, name="Admin", desc="An admin sees `_elevated` filled in.")
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
 
 w("""
 ### Get a server's states [HEAD]
 
 No body: the states come as headers. The power state header is left out while
-the server has none (just launched).
+the server has none (just launched, before the hypervisor reported one).
 
 """)
-w(request())
-w(response(E["server_head"], extra=("x-openstack-compute-server-virt-state", "x-openstack-compute-server-power-state")))
-if E["building_head"].h("x-openstack-compute-server-power-state") is None:
-    w("Just after launch, before the hypervisor reported a power state:\n\n")
-    w(request(name="Just launched"))
-    w(response(E["building_head"], extra=("x-openstack-compute-server-virt-state",)))
-w("""+ Response 401 (application/json)
-
-    Returned when X-Auth-Token is missing or malformed; no body (HEAD).
-
-+ Response 404 (application/json)
-
-    Returned when no server has this id, or it belongs to another project; no body (HEAD).
-
-""")
+action("HEAD", f"/servers/{S}")
+tx(200, extra=("x-openstack-compute-server-virt-state", "x-openstack-compute-server-power-state"))
+tx(404, OTHER, name="Other project", causes=[SERVER_404 + "; no body (HEAD)"])
+unauth()
 
 # ---------------------------------------------------------------- tasks
 w("""
@@ -746,23 +746,19 @@ The whole history, newest first.
     + server_id: `""" + S + """` (string) - The server's id.
     + limit: `2` (number, optional) - Page size, 1 to 1000.
         + Default: `20`
-    + marker: (string, optional) - Id of the last task of the previous page.
-    + since: `2026-01-01T00:00:00Z` (string, optional) - Only tasks updated at or after this RFC 3339 time.
-    + state: `RUNNING` (string, optional) - Only tasks in this state; repeat for several.
+    + marker (string, optional) - Id of the last task of the previous page.
+    + since (string, optional) - Only tasks updated at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + state (string, optional) - Only tasks in this state, e.g. `RUNNING`; repeat for several.
 
 """)
-w(request())
-w(response(E["tasks_list"]))
-w("The tasks of a server whose spawn failed (`error` gives the reason):\n\n")
-w(request(name="Failed launch"))
-w(response(E["tasks_failed"]))
-w(error(E["tasks_400"], ["`limit` is not an integer from 1 to 1000",
-                           "`marker` is not the id of a task in the (filtered) list",
-                           "`since` is not an RFC 3339 date-time",
-                           "`state` is not a task state",
-                           "another query parameter is given"]))
-w(unauth())
-w(error(E["server_404"], ["no server has this id (or it is not a UUID), or it belongs to another project"]))
+action("GET", f"/servers/{S}/tasks?limit=2")
+T_CREATE = tx(200, desc="A server just launched: its CREATE task.").json()["server_tasks"][0]["id"]
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+doc(expect(call("GET", f"/servers/{F}/tasks"), 200), desc="The tasks of a server whose spawn failed (`error` gives the reason):")
+doc(expect(call("GET", f"/servers/{S}/tasks?limit=0"), 400),
+    ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of a task in the (filtered) list",
+     "`since` is not an RFC 3339 date-time", "`state` is not a task state", "another query parameter is given"])
 
 w("""
 ### Start a task [POST]
@@ -782,37 +778,43 @@ server refuses every task from non-admins, except UNLOCK by the user who
 locked it.
 
 """)
-w(request(body={"action": "SNAPSHOT", "name": "web-1-before-upgrade"}))
-w(response(E["task_snapshot"], extra=("location",)))
-w(error(E["task_400"], ["the body is missing, not JSON, or has an unknown or mistyped field",
-                          "`action` is unknown, or is `CREATE` (only launches create CREATE tasks)",
-                          "a required argument is missing, an argument the action does not take is given, or neither `network_id` nor `mac` is given for an interface action",
-                          "an argument is invalid (an id that is not a UUID, an empty or long `name`, an empty `password`, a bad `mac` or `device`)",
-                          "RESIZE names the server's current type, or a type the caller may not see",
-                          "MOVE names a placement that is not in this deployment"]))
-w(unauth())
-w(error(E["server_404"], ["no server has this id (or it is not a UUID), or it belongs to another project"]))
-w(error(E["task_busy"], ["another task is still RUNNING on the server (except for LOCK and UNLOCK)",
-                           "the action may not start from the server's `virt_state` (see \"Task transitions\")",
-                           "the server is locked and the caller is not an admin (nor, for UNLOCK, the user who locked it)",
-                           "LOCK of a locked server, UNLOCK of an unlocked one"]))
-w(too_large())
+action("POST", f"/servers/{S}/tasks")
+CONFLICT = ["another task is still RUNNING on the server (except for LOCK and UNLOCK)",
+            "the action may not start from the server's `virt_state` (see \"Task transitions\")",
+            "the server is locked and the caller is not an admin (nor, for UNLOCK, the user who locked it)",
+            "LOCK of a locked server, UNLOCK of an unlocked one"]
+tx(202, body={"action": "SNAPSHOT", "name": "web-1-before-upgrade"}, extra=("location",))
+tx(409, body={"action": "REBOOT"}, name="Busy", causes=CONFLICT)
+tx(202, body={"action": "LOCK"}, name="Lock", desc="LOCK completes at once, even while another task runs.", extra=("location",))
+tx(409, body={"action": "LOCK"}, name="Locked already", desc="The server is locked already: " + causes_text(CONFLICT))
+tx(202, body={"action": "UNLOCK"}, name="Unlock", extra=("location",))
+tx(400, body={"action": "RESIZE"}, name="Missing argument",
+   causes=["the body is missing, not JSON, or has an unknown or mistyped field",
+           "`action` is unknown, or is `CREATE` (only launches create CREATE tasks)",
+           "a required argument is missing, an argument the action does not take is given, or neither `network_id` nor `mac` is given for an interface action",
+           "an argument is invalid (an id that is not a UUID, an empty or long `name`, an empty `password`, a bad `mac` or `device`)",
+           "RESIZE names the server's current type, or a type the caller may not see",
+           "MOVE names a placement that is not in this deployment"])
+tx(404, OTHER, {"action": "REBOOT"}, name="Other project", causes=[SERVER_404])
+unauth()
+too_large()
 
+TASK_404 = "no task has this id (or it is not a UUID), or its server belongs to another project"
 w("""
 ## Server task [/server_tasks/{task_id}]
 
 Allow: `GET`.
 
 + Parameters
-    + task_id: `""" + T1 + """` (string) - The task's id.
+    + task_id: `""" + T_CREATE + """` (string) - The task's id.
 
 ### Get a task [GET]
 
 """)
-w(request())
-w(response(E["task_get"], "A task that ended well. A failed one carries the reason in `error`, e.g. a CREATE whose spawn failed: `\"state\": \"ABORTED\", \"error\": \"injected: no bootable device\"`."))
-w(unauth())
-w(error(E["task_get_404"], ["no task has this id (or it is not a UUID), or its server belongs to another project"]))
+action("GET", f"/server_tasks/{T_CREATE}")
+tx(200, desc="A task that ended well. A failed one carries the reason in `error`, e.g. a CREATE whose spawn failed: `\"state\": \"ABORTED\", \"error\": \"injected: no bootable device\"`.")
+tx(404, OTHER, name="Other project", causes=[TASK_404])
+unauth()
 
 w("""
 ## Server task items [/server_tasks/{task_id}/items{?limit,marker,since,state}]
@@ -823,28 +825,26 @@ The steps of a task, in the order they run: `id`, `task_id`, `action` (see
 Allow: `GET`.
 
 + Parameters
-    + task_id: `""" + T1 + """` (string) - The task's id.
+    + task_id: `""" + T_CREATE + """` (string) - The task's id.
     + limit: `1` (number, optional) - Page size, 1 to 1000.
         + Default: `20`
-    + marker: (string, optional) - Id of the last item of the previous page.
-    + since: `2026-01-01T00:00:00Z` (string, optional) - Only items that changed (created, started or ended) at or after this RFC 3339 time.
+    + marker (string, optional) - Id of the last item of the previous page.
+    + since (string, optional) - Only items that changed (created, started or ended) at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
     + state: `COMPLETED` (string, optional) - Only items in this state; repeat for several.
 
 ### List a task's items [GET]
 
 """)
-w(request())
-w(response(E["items"]))
-w("One page of a filtered list (`?state=COMPLETED&limit=1`), with its `next` link:\n\n")
-w(request(name="Filtered"))
-w(response(E["items_page"]))
-w(error(E["items_400"], ["`limit` is not an integer from 1 to 1000",
-                           "`marker` is not the id of an item in the (filtered) list",
-                           "`since` is not an RFC 3339 date-time",
-                           "`state` is not an item state",
-                           "another query parameter is given"]))
-w(unauth())
-w(error(E["task_get_404"], ["no task has this id (or it is not a UUID), or its server belongs to another project"]))
+action("GET", f"/server_tasks/{T_CREATE}/items?limit=1&state=COMPLETED")
+tx(200, desc="One page of a filtered list, with its `next` link.")
+tx(404, OTHER, name="Other project", causes=[TASK_404])
+unauth()
+doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items"), 200), desc="The whole list (`GET /server_tasks/{task_id}/items`):")
+doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items?state=DONE"), 400),
+    ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item in the (filtered) list",
+     "`since` is not an RFC 3339 date-time", "`state` is not an item state", "another query parameter is given"])
+
+TRANSITIONS = expect(call("GET", "/schemas/server_task", None), 200).json()["x-transitions"]
 
 # ---------------------------------------------------------------- transitions
 def states(l):
@@ -919,5 +919,5 @@ documented as resources here so that this document stays true to the code.
   development token form is accepted today.
 """)
 
-open(OUT, "w").write("".join(doc))
+open(OUT, "w").write("".join(doc_parts))
 print("wrote", OUT)

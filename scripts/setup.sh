@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything vNext Compute needs on a fresh Debian 12 machine:
 # the wasm32-wasip2 Rust target, Redis (for the Redis key-value backend tests),
-# and wrk (for the benchmark). Safe to run again: every step is idempotent.
+# wrk (for the benchmark), and Node.js with Dredd (scripts/dredd.sh replays
+# apiary.apib against a live host). Safe to run again: every step is
+# idempotent and says nothing when there is nothing to do.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 log "rust target wasm32-wasip2"
@@ -12,10 +15,24 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# Debian's nodejs (18 on Debian 12) runs Dredd 14; a Node.js already on the
+# machine (e.g. a newer one that bundles npm) is used as it is.
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Dredd, at the version pinned in tests/dredd/package.json (exact, with the
+# lock file), installed into tests/dredd/node_modules.
+wanted=$(node -p "require('./tests/dredd/package.json').dependencies.dredd")
+installed=$(node -p "try { require('./tests/dredd/node_modules/dredd/package.json').version } catch (_) { '' }")
+if [ "$installed" != "$wanted" ] || [ ! -x tests/dredd/node_modules/.bin/dredd ]; then
+  log "dredd $wanted (npm ci in tests/dredd)"
+  (cd tests/dredd && npm ci --no-audit --no-fund --loglevel=error)
+  tests/dredd/node_modules/.bin/dredd --version >/dev/null
 fi
 log "done"
