@@ -242,9 +242,7 @@ e.g. `spec.cpu_units`, `servers[1].hostname`, or the query parameter).
 
 Statuses, in the order the checks run:
 
-- `404` a path that matches no route. (A path outside every component's
-  prefix, e.g. `/nope`, is answered by the host itself with a plain-text
-  `Not Found`, without the JSON body or the API headers.)
+- `404` a path that matches no route (any method), e.g. `/nope`.
 - `405` a route that does not accept the method; the `Allow` header lists the
   methods it does accept (the same list as `hints.allow` in JSON-Home).
   Checked before authentication.
@@ -268,13 +266,14 @@ The `405` for `POST /` (with `Allow: GET`):
 ## Collections
 
 The collections served today (`GET /servers/{server_id}/tasks`,
-`GET /server_tasks/{task_id}/items`) take:
+`GET /server_tasks/{task_id}/items`, `GET /placements`) take:
 
 - `limit`: page size, an integer from 1 to 1000 (default 20); anything else is `400`.
 - `marker`: the `id` of the last item of the previous page; an id that is not
   in the (filtered) collection is `400`.
-- their filters (`since`, `state`); `state` may be repeated (`?state=A&state=B`
-  means either). Any other query parameter is `400`.
+- their filters (`since`, `state`, `tag`, `parent_placement`); `state`,
+  `tag` and `parent_placement` may be repeated (`?state=A&state=B` means
+  either). Any other query parameter is `400`.
 
 The body is `{"<collection>": [...], "_links": {"self": {"href"}, "next": {"href"}}}`;
 `next` appears only when another page exists, and carries the same query plus
@@ -846,6 +845,88 @@ doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items?state=DONE"), 400),
     ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item in the (filtered) list",
      "`since` is not an RFC 3339 date-time", "`state` is not an item state", "another query parameter is given"])
 
+# ---------------------------------------------------------------- placements, projects
+# Fixed ids of tests/fixtures/inventory.toml: region-one and az-1.
+PL_REGION, PL_AZ1 = "7d3b3a10-0000-4000-8000-000000000001", "7d3b3a10-0000-4000-8000-000000000002"
+w("""
+# Group Placements
+
+A placement is a container of compute resources (a region, a zone, a rack),
+defined by the deployer in the host's inventory and read-only here; any
+authenticated caller may read them. A placement has: `id`; `name`;
+`description`; `parent_placement_id`; `parent_placement_ids`; `properties`
+(string to string); `tags`; `_links` (`self`, `children`: the list filtered
+on this placement as parent, `describedby`). A server placed in a placement
+runs there or in any descendant.
+
+Hierarchies may overlap: a placement may have several parents.
+`parent_placement_id` is the first of them in inventory order (null for a
+root), and `parent_placement_ids` lists them all.
+
+## Placements [/placements{?limit,marker,tag,parent_placement}]
+
+Allow: `GET`.
+
++ Parameters
+    + limit: `2` (number, optional) - Page size, 1 to 1000.
+        + Default: `20`
+    + marker (string, optional) - Id of the last placement of the previous page.
+    + tag (string, optional) - Only placements with this tag; repeat for any of several.
+    + parent_placement (string, optional) - Only the direct children of the placement with this id; repeat for any of several.
+
+### List placements [GET]
+
+In inventory order. `tag` and `parent_placement` combine: a placement must
+match both.
+
+""")
+action("GET", "/placements?limit=2")
+tx(200, desc="The first page, with its `next` link.")
+unauth()
+doc(expect(call("GET", f"/placements?parent_placement={PL_AZ1}"), 200), desc="The children of az-1 (`?parent_placement=" + PL_AZ1 + "`); edge has two parents:")
+doc(expect(call("GET", "/placements?parent_placement=7d3b3a10-0000-4000-8000-0000000000ff"), 400),
+    ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of a placement in the (filtered) list",
+     "a `tag` is not a valid tag", "a `parent_placement` is not the id of a placement of this deployment",
+     "another query parameter is given"])
+
+w("""
+## Placement [/placements/{placement_id}]
+
+Allow: `GET`.
+
++ Parameters
+    + placement_id: `""" + PL_REGION + """` (string) - The placement's id.
+
+### Get a placement [GET]
+
+""")
+action("GET", f"/placements/{PL_REGION}")
+tx(200, desc="A root placement.")
+unauth()
+doc(expect(call("GET", "/placements/region-one"), 404), ["no placement of this deployment has this id (or it is not a UUID)"])
+
+w("""
+# Group Projects
+
+Projects belong to the identity service; the API shows a project's id and
+the link to its servers. A member sees only its token's project; admins see
+any.
+
+## Project [/projects/{project_id}]
+
+Allow: `GET`.
+
++ Parameters
+    + project_id: `""" + P + """` (string) - The project's id.
+
+### Get a project [GET]
+
+""")
+action("GET", f"/projects/{P}")
+tx(200)
+tx(404, OTHER, name="Other project", causes=["a non-admin names a project other than its token's", "`project_id` is not a UUID"])
+unauth()
+
 TRANSITIONS = expect(call("GET", "/schemas/server_task", None), 200).json()["x-transitions"]
 
 # ---------------------------------------------------------------- transitions
@@ -906,10 +987,6 @@ code does not serve them yet: today each is `404` (unknown path) or `405` (a
 known path, another method), and JSON-Home does not list them. They are not
 documented as resources here so that this document stays true to the code.
 
-- Placements: `GET /placements?limit&marker&tag&parent_placement`,
-  `GET /placements/{id}` (the deployment's placements exist in the host's
-  inventory and are used by launch and MOVE, but cannot be read over the API).
-- Projects: `GET /projects/{id}`.
 - Lists: `GET /server_types?limit&marker&tag`,
   `GET /projects/{project}/servers?limit&marker&since&virt_state&power_state&launched_by`,
   `GET /servers?limit&marker&since&project&virt_state&power_state&launched_by`.

@@ -3,6 +3,7 @@
 
 mod apiary;
 mod harness;
+mod placements;
 mod slice;
 
 // Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).

@@ -1,5 +1,10 @@
 //! Root component: `GET /` (JSON-Home rendered from the core route table),
 //! `GET /schemas` and `GET /schemas/{object}`. No authentication, no state.
+//!
+//! It also owns spin.toml's catch-all route `/...`, so a path that no other
+//! component takes still gets the API's JSON error shape: such a path
+//! matches no root row of the route table, and `web::serve` answers 404
+//! (or 405 for a root path with the wrong method) before `route` runs.
 
 use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};

@@ -11,7 +11,7 @@
 
 use crate::auth::Identity;
 use crate::events::{BlockDeviceInfo, InterfaceInfo};
-use crate::hypervisor::{PowerState, ServerSpec};
+use crate::hypervisor::{Placement, PowerState, ServerSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -501,6 +501,50 @@ pub fn task_item_view(t: &TaskRecord, item: &TaskItem) -> Value {
     })
 }
 
+// ------------------------------------------------------ placements, projects
+
+/// A placement as a client sees it. Placements are not stored records: the
+/// deployment inventory (behind the hypervisor capability) is their only
+/// source, so the view renders the hypervisor's [`Placement`] directly.
+///
+/// Decision on several parents (the inventory allows a DAG, the contract
+/// has one `parent_placement_id`): `parent_placement_id` is the *first*
+/// parent in inventory order (`null` for a root), and `parent_placement_ids`
+/// lists every parent in that order, so clients that only know the
+/// contract's single field still see a true parent and others see them all.
+/// Properties become an object and tags a sorted set, as for every resource.
+pub fn placement_view(p: &Placement) -> Value {
+    let properties: BTreeMap<&str, &str> = p.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let tags: BTreeSet<&str> = p.tags.iter().map(String::as_str).collect();
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "parent_placement_id": p.parent_ids.first(),
+        "parent_placement_ids": p.parent_ids,
+        "properties": properties,
+        "tags": tags,
+        "_links": {
+            "self": link(format!("/placements/{}", p.id)),
+            "children": link(format!("/placements?parent_placement={}", p.id)),
+            "describedby": schema_link("placement"),
+        },
+    })
+}
+
+/// `GET /projects/{id}`: a project is owned by the identity service, so the
+/// API shows only its id and where its servers are. No `describedby`: the
+/// contract publishes no project schema.
+pub fn project_view(project_id: &str) -> Value {
+    json!({
+        "id": project_id,
+        "_links": {
+            "self": link(format!("/projects/{project_id}")),
+            "rel/project_servers": link(format!("/projects/{project_id}/servers")),
+        },
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -611,5 +655,35 @@ pub(crate) mod tests {
         assert_eq!(t.items[1].id, "i2");
         assert_eq!(task_item_view(&t, &t.items[0])["state"], "WAITING");
         assert_eq!(t.from_virt_state, VirtState::Building);
+    }
+
+    #[test]
+    fn placement_view_shows_the_first_parent_and_all_of_them() {
+        let p = Placement {
+            id: "pl-edge".into(),
+            name: "edge".into(),
+            description: String::new(),
+            parent_ids: vec!["az-2".into(), "az-1".into()],
+            properties: vec![("tier".into(), "gold".into())],
+            tags: vec!["z".into(), "a".into()],
+        };
+        let v = placement_view(&p);
+        assert_eq!(v["parent_placement_id"], "az-2");
+        assert_eq!(v["parent_placement_ids"], json!(["az-2", "az-1"]));
+        assert_eq!(v["properties"], json!({"tier": "gold"}));
+        assert_eq!(v["tags"], json!(["a", "z"]));
+        assert_eq!(v["_links"]["children"]["href"], "/placements?parent_placement=pl-edge");
+        assert_eq!(v["_links"]["describedby"]["href"], "/schemas/placement");
+        let root = Placement { parent_ids: vec![], ..p };
+        assert!(placement_view(&root)["parent_placement_id"].is_null());
+        assert_eq!(placement_view(&root)["parent_placement_ids"], json!([]));
+    }
+
+    #[test]
+    fn project_view_links_to_its_servers() {
+        let v = project_view("p1");
+        assert_eq!(v["id"], "p1");
+        assert_eq!(v["_links"]["rel/project_servers"]["href"], "/projects/p1/servers");
+        assert_eq!(v["_links"]["self"]["href"], "/projects/p1");
     }
 }

@@ -31,6 +31,8 @@ pub enum Component {
     Servers,
     ServerTasks,
     Events,
+    Placements,
+    Projects,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub static ROUTES: &[Route] = &[
     route("server_tasks", "/servers/{server_id}/tasks", &["GET", "POST"], Component::ServerTasks),
     route("server_task", "/server_tasks/{task_id}", &["GET"], Component::ServerTasks),
     route("server_task_items", "/server_tasks/{task_id}/items", &["GET"], Component::ServerTasks),
+    route("placements", "/placements", &["GET"], Component::Placements),
+    route("placement", "/placements/{placement_id}", &["GET"], Component::Placements),
+    route("project", "/projects/{project_id}", &["GET"], Component::Projects),
     // Progress events from the hypervisor adapter; authenticated by a shared
     // secret, not a token (see crate::events).
     Route { auth: false, public: false, ..route("internal_events", "/internal/events", &["POST"], Component::Events) },
@@ -137,6 +142,7 @@ fn var_uri(var: &str) -> &'static str {
         "server_id" => "/schemas/server#/properties/id",
         "task_id" => "/schemas/server_task#/properties/id",
         "hostname" => "/schemas/server#/properties/hostname",
+        "placement_id" => "/schemas/placement#/properties/id",
         "user_id" => "/schemas/server_type#/properties/shares/properties/users/items",
         "tag" => "/schemas/tag",
         _ => "/schemas",
@@ -181,6 +187,15 @@ mod tests {
         assert_eq!((r.rel, p.get("server_id")), ("server_tasks", "abc"));
         assert_eq!(match_path("/").unwrap().0.rel, "home");
         assert_eq!(match_path("/server_types/m1%2Esmall").unwrap().1.get("server_type"), "m1.small");
+    }
+
+    #[test]
+    fn projects_row_does_not_swallow_project_servers() {
+        let (r, p) = match_path("/projects/p1").unwrap();
+        assert_eq!((r.rel, r.component, p.get("project_id")), ("project", Component::Projects, "p1"));
+        assert_eq!(match_path("/projects/p1/servers").unwrap().0.component, Component::Servers);
+        assert_eq!(match_path("/placements/x").unwrap().0.rel, "placement");
+        assert!(match_path("/projects").is_none());
     }
 
     #[test]

@@ -238,14 +238,17 @@ fn server_task_item() -> Value {
 
 fn placement() -> Value {
     doc("placement", "Placement", json!({
-        "description": "A container of compute resources (read-only; defined by the deployer). A placement may have several parents.",
+        "description": "A container of compute resources (read-only; defined by the deployer in the inventory). Placing a server in a placement means it runs there or in any descendant. Hierarchies may overlap: a placement may have several parents. parent_placement_id is the first of them in inventory order (null for a root) and parent_placement_ids lists them all. GET /placements?parent_placement={id} lists the direct children.",
         "type": "object",
         "readOnly": true,
+        "additionalProperties": false,
+        "required": ["id", "name", "description", "parent_placement_id", "parent_placement_ids", "properties", "tags", "_links"],
         "properties": {
             "id": uuid(),
-            "name": { "type": "string" },
+            "name": { "type": "string", "minLength": 1 },
             "description": { "type": "string" },
             "parent_placement_id": nullable(uuid()),
+            "parent_placement_ids": { "type": "array", "items": uuid(), "uniqueItems": true },
             "properties": property(),
             "tags": tags(),
             "_links": links()
@@ -326,5 +329,27 @@ mod tests {
         let s = server_task();
         assert_eq!(s["x-transitions"].as_array().unwrap().len(), TaskAction::ALL.len());
         assert_eq!(s["properties"]["action"]["enum"].as_array().unwrap().len(), 28);
+    }
+
+    #[test]
+    fn placement_schema_lists_exactly_the_view_fields() {
+        let s = placement();
+        let p = crate::hypervisor::Placement {
+            id: "7d3b3a10-0000-4000-8000-000000000001".into(),
+            name: "region".into(),
+            description: String::new(),
+            parent_ids: vec![],
+            properties: vec![],
+            tags: vec![],
+        };
+        let view = crate::model::placement_view(&p);
+        let mut fields: Vec<&String> = view.as_object().unwrap().keys().collect();
+        let mut props: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
+        let mut required: Vec<&str> = s["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        fields.sort();
+        props.sort();
+        required.sort();
+        assert_eq!(fields, props);
+        assert_eq!(fields.iter().map(|f| f.as_str()).collect::<Vec<_>>(), required);
     }
 }
