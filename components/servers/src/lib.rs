@@ -168,13 +168,16 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
     let mut started = Vec::with_capacity(plans.len());
     for (plan, id) in plans.into_iter().zip(ids) {
         let spec = resolved.types[&plan.type_id].spec.clone();
-        let candidates = scheduler::candidates(
+        // No qualifying node: the CREATE task is aborted with the reason
+        // (see vnext_core::scheduler), never submitted with no candidates.
+        let scheduled = scheduler::schedule(
             &resolved.nodes,
             &resolved.placements,
             &spec.server_spec(),
             plan.placement_id.as_deref(),
-            plan.affinity.as_ref(),
+            None,
         );
+        let candidates = scheduled.clone().unwrap_or_default();
         let task_id = new_id();
         let server = ServerRecord {
             id: id.clone(),
@@ -211,12 +214,15 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
         let inputs = ActionInputs { server: &server, candidates, password: None, resize_spec: None };
         let action = transitions::hypervisor_action(TaskAction::Create, &task.args, inputs)?
             .ok_or_else(|| ApiError::internal("CREATE has no hypervisor action; report this"))?;
-        started.push((server, task, action));
+        started.push((server, task, action, scheduled.err()));
     }
     // Submitted once every record exists, so no event can arrive early.
     let mut views = Vec::with_capacity(started.len());
-    for (server, task, action) in started {
-        tasks::submit_or_abort(&kv, &task, action).await?;
+    for (server, task, action, unschedulable) in started {
+        match unschedulable {
+            Some(reason) => tasks::abort(&kv, &task, format!("no compute node qualifies: {reason}"))?,
+            None => tasks::submit_or_abort(&kv, &task, action).await?,
+        }
         views.push(launch_result_view(&server));
     }
     Ok(Reply::json(202, &serde_json::json!({ "servers": views })))

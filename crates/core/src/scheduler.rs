@@ -1,17 +1,56 @@
-//! Choosing compute nodes for a server: a pure function of the inventory.
+//! Choosing compute nodes for a server: a pure function of the inventory
+//! and of where the server's affinity targets run.
 //!
 //! Candidates are the enabled nodes that belong to the requested placement
-//! or any placement below it, and whose free capacity fits the spec; best
-//! first (most free memory, then lowest id so the order is deterministic).
-//! The adapter claims capacity on the first candidate that still has room
-//! when SCHEDULING runs, so racing launches cannot over-commit a node.
+//! or any placement below it, that satisfy the affinity, and whose free
+//! capacity fits the spec; best first (most free memory, then lowest id so
+//! the order is deterministic). The adapter claims capacity on the first
+//! candidate that still has room when SCHEDULING runs, so racing launches
+//! cannot over-commit a node.
 //!
 //! Placements form a DAG (a placement may have several parents): "below"
 //! means reachable through `parent_ids` links in reverse.
+//!
+//! # Affinity
+//!
+//! `affinity` replaces Nova's `same_host` / `different_host` scheduler
+//! hints and, like them, is a **hard** filter:
+//!
+//! - `near`: only nodes hosting at least one `near` target qualify. If no
+//!   target runs on a node (none placed yet, all terminated or offloaded),
+//!   nothing qualifies.
+//! - `not_near`: nodes hosting any `not_near` target are left out.
+//!
+//! A target is a server named in `server_ids`, or a server of the launching
+//! project carrying any of `server_tags`; the server being scheduled is
+//! never its own target. A target "runs on" its `compute_node_id` unless it
+//! is TERMINATED or SHELVED_OFFLOADED (the record keeps the last node, but
+//! the server no longer occupies it). [`affinity_nodes`] turns the target
+//! records into node sets; the components read the records (ids from
+//! [`affinity_target_ids`], tags from the project's server index).
+//!
+//! Hard, not soft, because a soft hint that is silently ignored is
+//! indistinguishable from a bug to the caller, and Nova's hints are hard.
+//! When nothing qualifies, the launch still answers 202 and the server's
+//! CREATE task is ABORTED with the reason from [`schedule`] (the server goes
+//! to ERROR, like Nova's NoValidHost): the spec says a server's failure to
+//! launch shows in its state and tasks, and whether a node qualifies
+//! depends on capacity and on where other servers run, which changes
+//! independently of the request. What the request itself gets wrong (a
+//! target id that is unknown or not visible to the caller) is a 400 at
+//! launch, before anything is written.
+//!
+//! Servers launched in the same request are not targets of each other:
+//! their ids are only known from the response and they carry no tags yet,
+//! so no sibling can match. To spread a group, launch its members with
+//! `not_near` naming the ones already placed (or a tag they carry).
+//!
+//! Error messages never name compute nodes: task errors are read by every
+//! project member, and nodes are for operators.
 
 use crate::error::{ApiError, ApiResult};
 use crate::hypervisor::{ComputeNode, Placement, ServerSpec};
-use crate::model::Affinity;
+use crate::model::{Affinity, ServerRecord, VirtState};
 use std::collections::{BTreeSet, VecDeque};
 
 /// The ids of `root` and every placement below it. Unknown `root`: empty.
@@ -42,36 +81,129 @@ pub fn check_placement(placements: &[Placement], id: Option<&str>, field: &str) 
     }
 }
 
-/// Candidate node ids for `spec`, best first. `placement`: restrict to its
-/// subtree (the caller checks the placement exists). `affinity` is accepted
-/// for the API's shape and not applied yet (a later issue).
-pub fn candidates(
+/// Where a server's affinity targets run (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AffinityNodes {
+    /// `Some` when `near` names any target: the nodes hosting one (possibly
+    /// none, which leaves no candidate). `None`: no `near` constraint.
+    pub near: Option<BTreeSet<String>>,
+    /// Nodes hosting a `not_near` target.
+    pub not_near: BTreeSet<String>,
+}
+
+/// The distinct server ids `affinity` names, both sides, in first-seen order:
+/// the records a caller reads before [`affinity_nodes`].
+pub fn affinity_target_ids(affinity: &Affinity) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let all = affinity.near.server_ids.iter().chain(&affinity.not_near.server_ids);
+    all.filter(|id| seen.insert(id.as_str())).cloned().collect()
+}
+
+/// The node `server` occupies for affinity, if any.
+fn occupied_node(server: &ServerRecord) -> Option<&str> {
+    match server.virt_state {
+        VirtState::Terminated | VirtState::ShelvedOffloaded => None,
+        _ => server.compute_node_id.as_deref(),
+    }
+}
+
+/// Resolves `affinity` against candidate target records: a record is a
+/// target of a side if the side names its id, or if it belongs to `project`
+/// and carries one of the side's tags. `self_id` (the server being
+/// scheduled) is never a target. Duplicates in `servers` are harmless.
+pub fn affinity_nodes(affinity: &Affinity, servers: &[ServerRecord], project: &str, self_id: Option<&str>) -> AffinityNodes {
+    let nodes_of = |side: &crate::model::AffinityTarget| -> BTreeSet<String> {
+        servers
+            .iter()
+            .filter(|s| Some(s.id.as_str()) != self_id)
+            .filter(|s| {
+                side.server_ids.contains(&s.id)
+                    || (s.project_id == project && side.server_tags.iter().any(|t| s.tags.contains(t)))
+            })
+            .filter_map(occupied_node)
+            .map(str::to_owned)
+            .collect()
+    };
+    let near_named = !affinity.near.server_ids.is_empty() || !affinity.near.server_tags.is_empty();
+    AffinityNodes { near: near_named.then(|| nodes_of(&affinity.near)), not_near: nodes_of(&affinity.not_near) }
+}
+
+/// Candidate node ids for `spec`, best first, or why there is none (a
+/// message for the task's error). `placement`: restrict to its subtree (the
+/// caller checks the placement exists). Filters apply in this order, and
+/// the first one that empties the list names the reason: enabled, placement,
+/// `affinity.near`, `affinity.not_near`, free capacity.
+pub fn schedule(
     nodes: &[ComputeNode],
     placements: &[Placement],
     spec: &ServerSpec,
     placement: Option<&str>,
-    _affinity: Option<&Affinity>,
-) -> Vec<String> {
+    affinity: Option<&AffinityNodes>,
+) -> Result<Vec<String>, String> {
     let allowed = placement.map(|p| subtree(placements, p));
-    let need = spec.resources();
+    let within = match placement {
+        Some(p) => format!(" in placement {p}"),
+        None => String::new(),
+    };
     let mut fit: Vec<&ComputeNode> = nodes
         .iter()
         .filter(|n| n.enabled)
-        .filter(|n| n.usage.fits(&need, &n.capacity))
         .filter(|n| match &allowed {
             Some(set) => n.placement_ids.iter().any(|p| set.contains(p)),
             None => true,
         })
         .collect();
+    if fit.is_empty() {
+        return Err(format!("no enabled compute node{within}"));
+    }
+    if let Some(a) = affinity {
+        if let Some(near) = &a.near {
+            fit.retain(|n| near.contains(&n.id));
+            if fit.is_empty() {
+                return Err(format!(
+                    "affinity.near: none of the target servers runs on an enabled compute node{within}; \
+                     wait until a target is placed, or name other targets"
+                ));
+            }
+        }
+        fit.retain(|n| !a.not_near.contains(&n.id));
+        if fit.is_empty() {
+            return Err(format!(
+                "affinity.not_near: every enabled compute node{within} that satisfies the affinity hosts a target server"
+            ));
+        }
+    }
+    let need = spec.resources();
+    fit.retain(|n| n.usage.fits(&need, &n.capacity));
+    if fit.is_empty() {
+        let constrained = affinity.is_some_and(|a| a.near.is_some() || !a.not_near.is_empty());
+        let which = if constrained { " that satisfies the affinity" } else { "" };
+        return Err(format!(
+            "no compute node{within}{which} has room for {} MB memory, {} CPU units, {} GB disk",
+            need.memory_mb, need.cpu_units, need.disk_gb
+        ));
+    }
     let free_memory = |n: &ComputeNode| n.capacity.memory_mb.saturating_sub(n.usage.memory_mb);
     fit.sort_by(|a, b| free_memory(b).cmp(&free_memory(a)).then_with(|| a.id.cmp(&b.id)));
-    fit.into_iter().map(|n| n.id.clone()).collect()
+    Ok(fit.into_iter().map(|n| n.id.clone()).collect())
+}
+
+/// [`schedule`] without the reason: empty when nothing qualifies.
+pub fn candidates(
+    nodes: &[ComputeNode],
+    placements: &[Placement],
+    spec: &ServerSpec,
+    placement: Option<&str>,
+    affinity: Option<&AffinityNodes>,
+) -> Vec<String> {
+    schedule(nodes, placements, spec, placement, affinity).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hypervisor::Resources;
+    use crate::model::AffinityTarget;
 
     fn placement(id: &str, parents: &[&str]) -> Placement {
         Placement {
@@ -126,6 +258,108 @@ mod tests {
     fn most_free_memory_first_ties_by_id() {
         let nodes = vec![node("b", "az1", 1000, true), node("a", "az1", 1000, true), node("c", "az1", 3000, true)];
         assert_eq!(candidates(&nodes, &tree(), &spec(512), None, None), ["c", "a", "b"]);
+    }
+
+    /// A server `id` of project `project` on `node` (None: not placed yet).
+    fn target(id: &str, project: &str, node: Option<&str>, tags: &[&str], state: VirtState) -> ServerRecord {
+        let mut s = crate::model::tests::sample_server();
+        s.id = id.into();
+        s.project_id = project.into();
+        s.compute_node_id = node.map(str::to_owned);
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s.virt_state = state;
+        s
+    }
+
+    fn side(ids: &[&str], tags: &[&str]) -> AffinityTarget {
+        AffinityTarget { server_ids: ids.iter().map(|i| i.to_string()).collect(), server_tags: tags.iter().map(|t| t.to_string()).collect() }
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|i| i.to_string()).collect()
+    }
+
+    #[test]
+    fn affinity_targets_resolve_to_the_nodes_they_occupy() {
+        use VirtState::*;
+        let servers = vec![
+            target("db1", "p", Some("n1"), &["db"], Active),
+            target("db2", "p", Some("n2"), &["db"], Stopped),
+            target("web1", "p", Some("n3"), &["web"], Active),
+            target("gone", "p", Some("n4"), &["db"], Terminated),
+            target("parked", "p", Some("n5"), &["db"], ShelvedOffloaded),
+            target("new", "p", None, &["db"], Building),
+            target("theirs", "q", Some("n6"), &["db"], Active),
+            target("me", "p", Some("n7"), &["web"], Active),
+        ];
+        // (case, affinity, self id, expected near, expected not_near)
+        type Case<'a> = (&'a str, Affinity, Option<&'a str>, Option<&'a [&'a str]>, &'a [&'a str]);
+        let table: Vec<Case> = vec![
+            ("nothing named: no constraint", Affinity::default(), None, None, &[]),
+            ("near by id", Affinity { near: side(&["db1"], &[]), ..Default::default() }, None, Some(&["n1"]), &[]),
+            ("near by tag: own project, placed, not terminated or offloaded",
+                Affinity { near: side(&[], &["db"]), ..Default::default() }, None, Some(&["n1", "n2"]), &[]),
+            ("an id of another project counts (the caller checked visibility)",
+                Affinity { near: side(&["theirs"], &[]), ..Default::default() }, None, Some(&["n6"]), &[]),
+            ("a tag never reaches another project",
+                Affinity { not_near: side(&[], &["db"]), ..Default::default() }, None, None, &["n1", "n2"]),
+            ("near targets not placed yet: an empty set, not no constraint",
+                Affinity { near: side(&["new", "gone"], &[]), ..Default::default() }, None, Some(&[]), &[]),
+            ("ids and tags of both sides combine",
+                Affinity { near: side(&["db1"], &["web"]), not_near: side(&["db2"], &[]) }, None, Some(&["n1", "n3", "n7"]), &["n2"]),
+            ("the server being scheduled is not its own target",
+                Affinity { not_near: side(&[], &["web"]), ..Default::default() }, Some("me"), None, &["n3"]),
+        ];
+        for (case, affinity, me, near, not_near) in table {
+            let got = affinity_nodes(&affinity, &servers, "p", me);
+            assert_eq!(got.near, near.map(set), "{case}");
+            assert_eq!(got.not_near, set(not_near), "{case}");
+        }
+    }
+
+    #[test]
+    fn target_ids_are_both_sides_once_in_order() {
+        let a = Affinity { near: side(&["a", "b"], &["t"]), not_near: side(&["b", "c"], &[]) };
+        assert_eq!(affinity_target_ids(&a), ["a", "b", "c"]);
+        assert!(affinity_target_ids(&Affinity::default()).is_empty());
+    }
+
+    #[test]
+    fn affinity_filters_candidates_hard() {
+        let nodes = vec![node("a", "az1", 3000, true), node("b", "az1", 2000, true), node("c", "az2", 1000, true),
+                         node("off", "az1", 4000, false), node("full", "az1", 100, true)];
+        let aff = |near: Option<&[&str]>, not_near: &[&str]| AffinityNodes { near: near.map(set), not_near: set(not_near) };
+        // (case, placement, affinity, Ok(candidates) or Err(start of the reason))
+        type Case<'a> = (&'a str, Option<&'a str>, AffinityNodes, Result<&'a [&'a str], &'a str>);
+        let table: Vec<Case> = vec![
+            ("no constraint keeps the usual order", None, aff(None, &[]), Ok(&["a", "b", "c"])),
+            ("near keeps only nodes hosting a target", None, aff(Some(&["b", "c"]), &[]), Ok(&["b", "c"])),
+            ("not_near drops nodes hosting a target", None, aff(None, &["a"]), Ok(&["b", "c"])),
+            ("near and not_near combine", None, aff(Some(&["a", "b"]), &["a"]), Ok(&["b"])),
+            ("near with nothing placed leaves nothing", None, aff(Some(&[]), &[]), Err("affinity.near: none of the target servers")),
+            ("near on a disabled node leaves nothing", None, aff(Some(&["off"]), &[]), Err("affinity.near:")),
+            ("near outside the placement leaves nothing", Some("az2"), aff(Some(&["a"]), &[]), Err("affinity.near:")),
+            ("not_near on every node leaves nothing", Some("az2"), aff(None, &["c"]), Err("affinity.not_near: every enabled compute node in placement az2")),
+            ("near on a full node: no room, said so", None, aff(Some(&["full"]), &[]), Err("no compute node that satisfies the affinity has room")),
+        ];
+        for (case, placement, affinity, want) in table {
+            let got = schedule(&nodes, &tree(), &spec(512), placement, Some(&affinity));
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{case}: {got}"),
+                (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
+            }
+            assert!(!format!("{:?}", schedule(&nodes, &tree(), &spec(512), placement, Some(&affinity))).contains("host-"), "{case}: names a node");
+        }
+    }
+
+    #[test]
+    fn no_candidate_says_why_without_naming_nodes() {
+        let nodes = vec![node("off", "az1", 4000, false), node("small", "az1", 100, true)];
+        assert_eq!(schedule(&nodes, &tree(), &spec(512), Some("az2"), None).unwrap_err(), "no enabled compute node in placement az2");
+        assert_eq!(schedule(&nodes, &tree(), &spec(512), None, None).unwrap_err(),
+            "no compute node has room for 512 MB memory, 1 CPU units, 10 GB disk");
+        assert!(candidates(&nodes, &tree(), &spec(512), None, None).is_empty());
     }
 
     #[test]

@@ -17,6 +17,9 @@ use std::collections::BTreeSet;
 
 /// Most servers one launch request may create.
 pub const MAX_LAUNCH: usize = 100;
+/// Draws of a `hostname_pattern` for one server before a name no earlier
+/// server of the same request has is given up on.
+pub const PATTERN_DRAWS: usize = 20;
 /// Largest accepted user data, base64 text (Nova's limit).
 pub const MAX_USER_DATA: usize = 65_535;
 pub const MAX_TAGS: usize = 50;
@@ -354,7 +357,25 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
                 hostname(&at("hostname"), h)?;
                 h.clone()
             }
-            (None, Some(p)) => hostname_pattern(&at("hostname_pattern"), p, digit)?,
+            (None, Some(p)) => {
+                // A drawn name that a sibling already has is drawn again
+                // (50 names from 4 digits collide about one time in nine).
+                let mut drawn = hostname_pattern(&at("hostname_pattern"), p, digit)?;
+                for _ in 1..PATTERN_DRAWS {
+                    if !seen.contains(&drawn.to_ascii_lowercase()) {
+                        break;
+                    }
+                    drawn = hostname_pattern(&at("hostname_pattern"), p, digit)?;
+                }
+                if seen.contains(&drawn.to_ascii_lowercase()) {
+                    return Err(ApiError::bad_request(format!(
+                        "hostname_pattern {p:?} gave hostname {drawn:?} to an earlier server of this request {PATTERN_DRAWS} times; \
+                         add or widen %(rand_num)Nd"
+                    ))
+                    .field(at("hostname_pattern")));
+                }
+                drawn
+            }
             (None, None) => {
                 return Err(ApiError::bad_request("each server needs a hostname, or a hostname_pattern (in it or in defaults)").field(at("hostname")));
             }
@@ -618,6 +639,19 @@ mod tests {
         assert_eq!(plans[2].hostname, "w-34");
         assert_eq!(plans[2].type_id, T);
         assert_eq!(plans[2].placement_id.as_deref(), Some(T));
+    }
+
+    #[test]
+    fn launch_draws_a_pattern_again_when_a_sibling_has_the_name() {
+        // The digits 1,1,1,2: the second server first draws "w-1" again.
+        let mut seq = [1u8, 1, 1, 2].into_iter().cycle();
+        let body = format!(r#"{{"defaults":{{"type_id":"{T}","hostname_pattern":"w-%(rand_num)1d"}},"servers":[{{}},{{}}]}}"#);
+        let plans = launch(body.as_bytes(), &mut || seq.next().unwrap()).unwrap();
+        assert_eq!((plans[0].hostname.as_str(), plans[1].hostname.as_str()), ("w-1", "w-2"));
+        // A pattern with no digits cannot name two servers.
+        let body = format!(r#"{{"defaults":{{"type_id":"{T}","hostname_pattern":"web"}},"servers":[{{}},{{}}]}}"#);
+        let e = launch(body.as_bytes(), &mut digits()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("servers[1].hostname_pattern"), "{}", e.message);
     }
 
     #[test]
