@@ -2,12 +2,14 @@
 //!
 //! The caller proves itself with the shared secret (header
 //! `x-vnext-events-secret`, Spin variable `events_secret`; 401 otherwise).
-//! The body is a `vnext_core::events::TaskEvent`. Application is
-//! idempotent (see `vnext_core::progress`): an event whose `seq` the task
-//! already recorded is acknowledged and ignored; otherwise the server is
-//! updated, then the task, each with compare-and-swap. An event for an
-//! unknown task is 400 (the adapter must not retry it forever). Answers
-//! 204 on success.
+//! The body is a batch: a JSON array of `vnext_core::events::TaskEvent`s
+//! of one task in `seq` order (a single event object is accepted too).
+//! Application is idempotent (see `vnext_core::progress`): events whose
+//! `seq` the task already recorded are acknowledged and ignored; the rest
+//! are applied in order to the server, then to the task, with ONE
+//! compare-and-swap on each record per batch, which is what makes a burst
+//! of progress cheap. An event for an unknown task is 400 (the adapter must
+//! not retry it forever). Answers 204 on success.
 
 use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
@@ -51,28 +53,57 @@ async fn authenticate(ctx: &Ctx) -> ApiResult<()> {
     Ok(())
 }
 
+/// Most events accepted in one batch (the adapter sends at most 64).
+const MAX_BATCH: usize = 256;
+
+/// The batch in the body, with canonical ids, checked to be one task's.
+fn parse(body: &[u8]) -> ApiResult<Vec<TaskEvent>> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let mut events: Vec<TaskEvent> =
+        if first == Some(&b'[') { validate::parse_body(body)? } else { vec![validate::parse_body(body)?] };
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("send 1 to {MAX_BATCH} events of one task")));
+    }
+    for ev in &mut events {
+        // Canonical ids, so the comparisons below do not depend on spelling.
+        ev.task_id = parse_id("task_id", &ev.task_id)?;
+        ev.server_id = parse_id("server_id", &ev.server_id)?;
+    }
+    if events.iter().any(|e| e.task_id != events[0].task_id) {
+        return Err(ApiError::bad_request("a batch holds events of one task only").field("task_id"));
+    }
+    events.sort_by_key(|e| e.seq);
+    Ok(events)
+}
+
 fn apply(body: &[u8]) -> ApiResult<Reply> {
-    let mut ev: TaskEvent = validate::parse_body(body)?;
-    // Canonical ids, so the comparisons below do not depend on spelling.
-    let task_id = parse_id("task_id", &ev.task_id)?;
-    ev.server_id = parse_id("server_id", &ev.server_id)?;
-    ev.task_id = task_id.clone();
+    let events = parse(body)?;
+    let task_id = events[0].task_id.clone();
     let kv = Kv::open()?;
     let unknown = || ApiError::bad_request(format!("no task {task_id}; events are only for submitted tasks")).field("task_id");
     let task: TaskRecord = kv.get_json(&keys::task(&task_id))?.ok_or_else(unknown)?;
-    progress::check(&task, &ev)?;
-    if progress::is_replay(&task, &ev) {
+    for ev in &events {
+        progress::check(&task, ev)?;
+    }
+    if events.iter().all(|ev| progress::is_replay(&task, ev)) {
         return Ok(Reply::empty(204));
     }
     kv.update_json(&keys::server(&task.server_id), |s: Option<ServerRecord>| {
         let mut s = s.ok_or_else(|| ApiError::bad_request(format!("no server {} for task {task_id}", task.server_id)).field("server_id"))?;
-        progress::apply_to_server(&mut s, &task, &ev)?;
+        // Each event sees the task as the events before it left it.
+        let mut t = task.clone();
+        for ev in events.iter().filter(|ev| !progress::is_replay(&task, ev)) {
+            progress::apply_to_server(&mut s, &t, ev)?;
+            progress::apply_to_task(&mut t, ev)?;
+        }
         Ok(s)
     })?;
     kv.update_json(&keys::task(&task_id), |t: Option<TaskRecord>| {
         let mut t = t.ok_or_else(unknown)?;
-        // A concurrent delivery may have applied it meanwhile: then this is a no-op write.
-        progress::apply_to_task(&mut t, &ev)?;
+        // A concurrent delivery may have applied some meanwhile: those are no-ops.
+        for ev in &events {
+            progress::apply_to_task(&mut t, ev)?;
+        }
         Ok(t)
     })?;
     Ok(Reply::empty(204))

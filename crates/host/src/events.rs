@@ -43,7 +43,7 @@ impl InProcessSink {
 }
 
 impl EventSink for InProcessSink {
-    fn deliver<'a>(&'a self, event: &'a TaskEvent) -> vnext_hypervisor::BoxFuture<'a, Result<(), DeliveryError>> {
+    fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> vnext_hypervisor::BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let app = self
                 .inner
@@ -51,7 +51,7 @@ impl EventSink for InProcessSink {
                 .get()
                 .and_then(Weak::upgrade)
                 .ok_or_else(|| DeliveryError::new("the API is not loaded yet"))?;
-            let body = serde_json::to_vec(event).map_err(|e| DeliveryError::new(e.to_string()))?;
+            let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(e.to_string()))?;
             let req = http::Request::post(format!("http://localhost{EVENTS_ROUTE}"))
                 .header(http::header::HOST, "localhost")
                 .header(http::header::CONTENT_TYPE, "application/json")

@@ -51,6 +51,11 @@ pub struct AdapterOptions {
     pub retry_initial: Duration,
     /// Longest wait between two delivery attempts.
     pub retry_max: Duration,
+    /// Deliveries in flight at once, over all tasks. Events of one task
+    /// wait in its outbox meanwhile and go out together as one batch, so
+    /// a burst (a launch of 1,000 servers) costs a bounded number of
+    /// concurrent API requests, and fewer requests in all.
+    pub max_concurrent_deliveries: usize,
 }
 
 impl Default for AdapterOptions {
@@ -59,9 +64,17 @@ impl Default for AdapterOptions {
             state_dir: None,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(2),
+            max_concurrent_deliveries: DEFAULT_CONCURRENT_DELIVERIES,
         }
     }
 }
+
+/// Default of [`AdapterOptions::max_concurrent_deliveries`]: enough to keep
+/// two cores busy applying events, few enough to bound the API instances
+/// (and memory) a burst of progress occupies.
+pub const DEFAULT_CONCURRENT_DELIVERIES: usize = 2;
+/// Most events of one task sent in one delivery.
+pub const MAX_DELIVERY_BATCH: usize = 64;
 
 /// The hypervisor adapter. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -80,6 +93,8 @@ struct Inner {
     idle: Notify,
     stopping: AtomicBool,
     stop: Notify,
+    /// Permits for deliveries in flight (see `max_concurrent_deliveries`).
+    deliveries: tokio::sync::Semaphore,
 }
 
 #[derive(Default)]
@@ -196,6 +211,7 @@ impl Adapter {
                 driver,
                 sink,
                 journal,
+                deliveries: tokio::sync::Semaphore::new(options.max_concurrent_deliveries.max(1)),
                 options,
                 state: Mutex::new(state),
                 idle: Notify::new(),
@@ -495,10 +511,13 @@ impl Adapter {
 
     async fn deliver_worker(self, task_id: String) {
         loop {
-            let event = {
+            // Wait for a delivery slot first: events keep queuing meanwhile
+            // and leave together.
+            let Ok(_permit) = self.inner.deliveries.acquire().await else { return };
+            let batch: Vec<TaskEvent> = {
                 let mut state = self.inner.state.lock().unwrap();
-                match state.outbox.get(&task_id).and_then(|q| q.front().cloned()) {
-                    Some(e) => e,
+                match state.outbox.get(&task_id).filter(|q| !q.is_empty()) {
+                    Some(q) => q.iter().take(MAX_DELIVERY_BATCH).cloned().collect(),
                     None => {
                         state.outbox.remove(&task_id);
                         drop(state);
@@ -507,35 +526,38 @@ impl Adapter {
                     }
                 }
             };
-            if !self.deliver_until_acknowledged(&event).await {
+            if !self.deliver_until_acknowledged(&batch).await {
                 return;
             }
-            if let Some(journal) = &self.inner.journal
-                && let Err(e) = journal.delivered(&event.task_id, event.seq)
-            {
-                // Worst case the event is delivered again after a restart,
-                // which the API tolerates (it ignores a seq it has applied).
-                eprintln!("vnext-hypervisor: could not mark event {} of task {} delivered: {e}", event.seq, task_id);
+            if let Some(journal) = &self.inner.journal {
+                for event in &batch {
+                    if let Err(e) = journal.delivered(&event.task_id, event.seq) {
+                        // Worst case the event is delivered again after a restart,
+                        // which the API tolerates (it ignores a seq it has applied).
+                        eprintln!("vnext-hypervisor: could not mark event {} of task {} delivered: {e}", event.seq, task_id);
+                    }
+                }
             }
             let mut state = self.inner.state.lock().unwrap();
             if let Some(q) = state.outbox.get_mut(&task_id) {
-                q.pop_front();
+                q.drain(..batch.len().min(q.len()));
             }
         }
     }
 
-    /// Retries one event until the sink takes it; `false` if the adapter is
+    /// Retries one batch until the sink takes it; `false` if the adapter is
     /// shutting down first.
-    async fn deliver_until_acknowledged(&self, event: &TaskEvent) -> bool {
+    async fn deliver_until_acknowledged(&self, batch: &[TaskEvent]) -> bool {
         let mut wait = self.inner.options.retry_initial;
         let mut attempt = 1u32;
+        let (first, last) = (&batch[0], &batch[batch.len() - 1]);
         loop {
-            match self.inner.sink.deliver(event).await {
+            match self.inner.sink.deliver(batch).await {
                 Ok(()) => return true,
                 Err(e) => eprintln!(
-                    "vnext-hypervisor: delivering event {} ({:?}, step {}) of task {} for server {} failed \
+                    "vnext-hypervisor: delivering events {}..={} of task {} for server {} failed \
                      (attempt {attempt}): {e}; retrying in {wait:?}",
-                    event.seq, event.step_state, event.step_index, event.task_id, event.server_id
+                    first.seq, last.seq, first.task_id, first.server_id
                 ),
             }
             let stop = self.inner.stop.notified();

@@ -39,11 +39,14 @@ impl std::error::Error for DeliveryError {}
 /// Receives progress events. `Ok` means the API has applied (or already
 /// had) the event; the adapter then never sends it again.
 pub trait EventSink: Send + Sync {
-    fn deliver<'a>(&'a self, event: &'a TaskEvent) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// Delivers `events`: consecutive events of ONE task, in `seq` order
+    /// (a batch, so a burst of progress costs one request, not one each).
+    /// `Ok` acknowledges all of them.
+    fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
-/// Posts each event as JSON to `<api base URL>/internal/events` with the
-/// shared secret header, and counts any 2xx answer as acknowledged.
+/// Posts each batch as a JSON array to `<api base URL>/internal/events`
+/// with the shared secret header, and counts any 2xx answer as acknowledged.
 /// Plain `http://` only: the API and the adapter run side by side.
 #[derive(Debug, Clone)]
 pub struct HttpEventSink {
@@ -113,9 +116,9 @@ impl HttpEventSink {
 }
 
 impl EventSink for HttpEventSink {
-    fn deliver<'a>(&'a self, event: &'a TaskEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let body = serde_json::to_vec(event).map_err(|e| DeliveryError::new(format!("encoding event: {e}")))?;
+            let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))?;
             match tokio::time::timeout(self.timeout, self.post(body)).await {
                 Ok(result) => result,
                 Err(_) => Err(DeliveryError::new(format!(

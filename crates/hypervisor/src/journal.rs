@@ -67,11 +67,14 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|source| Error::StateDir { path: dir.to_owned(), source })?;
         }
         let conn = Connection::open(&path).map_err(db("opening the database"))?;
-        // WAL keeps readers and the single writer apart; FULL sync because
-        // an acknowledged submit must survive a power cut.
+        // WAL keeps readers and the single writer apart. NORMAL sync, as
+        // the key-value store: a commit survives a crash of this process
+        // (the case the journal exists for) but not of the machine. FULL
+        // would promise more than the API records it pairs with, and costs
+        // an fsync per step: a launch of 1,000 servers took 23 s with it.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
+             PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS operations (
                  task_id  TEXT PRIMARY KEY,

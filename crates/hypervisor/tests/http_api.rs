@@ -145,18 +145,19 @@ async fn http_event_sink_posts_json_with_the_secret_and_reports_refusals() {
         at: "2026-01-01T00:00:00.000Z".into(),
     };
     let sink = HttpEventSink::new(&format!("http://{addr}"), "s3cret").unwrap();
-    sink.deliver(&event).await.unwrap();
+    sink.deliver(std::slice::from_ref(&event)).await.unwrap();
     let wrong = HttpEventSink::new(&format!("http://{addr}"), "guess").unwrap();
-    let err = wrong.deliver(&event).await.unwrap_err();
+    let err = wrong.deliver(std::slice::from_ref(&event)).await.unwrap_err();
     assert!(err.message.contains("401"), "{err}");
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0].0, "/internal/events");
         assert_eq!(seen[0].1, "s3cret");
-        assert_eq!(serde_json::from_value::<vnext_core::events::TaskEvent>(seen[0].2.clone()).unwrap(), event);
+        // A batch: a JSON array of one task's events.
+        assert_eq!(serde_json::from_value::<Vec<vnext_core::events::TaskEvent>>(seen[0].2.clone()).unwrap(), [event.clone()]);
     }
     // Nothing listening: a delivery error naming the address, not a panic.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let err = HttpEventSink::new(&format!("http://{closed}"), "s").unwrap().deliver(&event).await.unwrap_err();
+    let err = HttpEventSink::new(&format!("http://{closed}"), "s").unwrap().deliver(std::slice::from_ref(&event)).await.unwrap_err();
     assert!(err.message.contains(&closed.to_string()), "{err}");
 }

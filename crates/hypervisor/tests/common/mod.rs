@@ -101,6 +101,8 @@ pub struct RecordingSink {
     pub events: Mutex<Vec<TaskEvent>>,
     pub failures_left: AtomicU32,
     pub attempts: AtomicU32,
+    /// Acknowledged deliveries (each a batch of one task's events).
+    pub batches: AtomicU32,
 }
 
 impl RecordingSink {
@@ -128,7 +130,7 @@ impl RecordingSink {
 }
 
 impl EventSink for RecordingSink {
-    fn deliver<'a>(&'a self, event: &'a TaskEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
+    fn deliver<'a>(&'a self, batch: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             let left = self.failures_left.load(Ordering::SeqCst);
@@ -136,7 +138,11 @@ impl EventSink for RecordingSink {
                 self.failures_left.store(left - 1, Ordering::SeqCst);
                 return Err(DeliveryError::new("test sink refuses this attempt"));
             }
-            self.events.lock().unwrap().push(event.clone());
+            assert!(!batch.is_empty(), "empty delivery");
+            assert!(batch.iter().all(|e| e.task_id == batch[0].task_id), "a batch mixes tasks");
+            assert!(batch.windows(2).all(|w| w[0].seq < w[1].seq), "a batch out of order");
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.events.lock().unwrap().extend(batch.iter().cloned());
             Ok(())
         })
     }
@@ -147,6 +153,7 @@ pub fn fast_retry() -> vnext_hypervisor::AdapterOptions {
         state_dir: None,
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(8),
+        ..Default::default()
     }
 }
 
