@@ -1,22 +1,38 @@
 //! Request bodies and the field rules the API enforces.
 //!
-//! Bodies are parsed with serde into structs that `deny_unknown_fields`;
-//! every serde failure becomes a 400 naming the JSON path of the field
-//! (`spec.memory_mb`, `servers[1].type_id`). The checks serde cannot express
-//! (ranges, formats, cross-field rules) follow in `check` functions that
-//! return the normalized request. The JSON Schemas of [`crate::schemas`]
-//! state the same rules; a test there keeps them in step.
+//! Every body goes through three steps ([`parse_request`]):
+//! 1. it is parsed as JSON (malformed or empty: 400 without a field);
+//! 2. it is checked against its request schema, the very document served
+//!    at `/schemas/{object}` ([`crate::schemas::check`]): types, required
+//!    and unknown fields, ranges, lengths, patterns (ids, hostnames, tags,
+//!    base64, MAC addresses), enums, and which task arguments go with which
+//!    action. The first violation is a 400 naming the field by its path
+//!    (`spec.memory_mb`, `servers[1].type_id`);
+//! 3. serde reads it into the typed structs below, which still
+//!    `deny_unknown_fields` as a second line (a mismatch between a struct
+//!    and its schema is then still a 400 naming the field, never a 500).
+//!
+//! What a schema cannot express stays here, after those steps:
+//! - launch: `defaults` merged into each server, then type_id present and a
+//!   hostname or hostname_pattern present; patterns expanded to hostnames
+//!   that must be valid; hostnames unique within the request;
+//! - tag collections are sets: duplicates collapse, and the limit of
+//!   [`MAX_TAGS`] counts distinct tags;
+//! - ids are rewritten to the canonical spelling (a transformation, the
+//!   schema already accepted both spellings);
+//! - whether a task may start from the server's state is the
+//!   components' job ([`crate::transitions`], 409).
 
 use crate::error::{ApiError, ApiResult};
+use crate::hypervisor::ConsoleType;
 use crate::ids::parse_id;
 use crate::model::{Affinity, Shares, TaskAction, TaskArgs, TypeSpec, Visibility};
-use crate::transitions;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 
 /// Most servers one launch request may create.
-pub const MAX_LAUNCH: usize = 100;
+pub const MAX_LAUNCH: usize = 1000;
 /// Draws of a `hostname_pattern` for one server before a name no earlier
 /// server of the same request has is given up on.
 pub const PATTERN_DRAWS: usize = 20;
@@ -25,20 +41,36 @@ pub const MAX_USER_DATA: usize = 65_535;
 pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_LEN: usize = 50;
 pub const MAX_NAME_LEN: usize = 255;
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
 
-/// Parses a JSON body into `T`, or a 400 naming the field that failed.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+/// Parses a request body checked against the request schema `object` (one
+/// of [`crate::schemas::REQUEST_OBJECTS`]) into `T`: the steps of the module
+/// docs. `root` names the body in error paths when it is an array (`tags`).
+pub fn parse_request<T: DeserializeOwned>(object: &str, root: &str, body: &[u8]) -> ApiResult<T> {
+    let value = parse_json(body)?;
+    crate::schemas::check(object, &value, root)?;
+    typed(value)
+}
+
+/// The body as JSON, or a 400 (without a field) if it is empty or malformed.
+pub fn parse_json(body: &[u8]) -> ApiResult<serde_json::Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("a JSON request body is required"));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Parses a JSON body into `T` with serde alone, or a 400 naming the field
+/// that failed. For bodies without a served schema (internal events).
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    typed(parse_json(body)?)
+}
+
+/// Reads checked JSON into `T`; a failure is a 400 naming the JSON path.
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request(format!("the request body is not valid JSON: {inner}"));
-        }
-        let msg = inner.to_string();
+        let msg = e.into_inner().to_string();
         // The path of an unknown field already ends with it; a missing field
         // is named only in the message, so append it to point at the field.
         let named = backticked(&msg).filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
@@ -51,9 +83,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         let hint = if msg.starts_with("unknown field") { " (remove it)" } else { "" };
         let err = ApiError::bad_request(format!("invalid request body at {field}: {msg}{hint}"));
         if field == "." { err } else { err.field(field) }
-    })?;
-    de.end().map_err(|e| ApiError::bad_request(format!("trailing data after the JSON body: {e}")))?;
-    Ok(value)
+    })
 }
 
 fn backticked(msg: &str) -> Option<&str> {
@@ -80,12 +110,16 @@ pub fn hostname(field: &str, s: &str) -> ApiResult<()> {
     }
 }
 
-/// One tag: 1 to 50 characters, no `/` or `,` (they would break paths and filters).
+/// One tag as a path segment or query value: 1 to 50 characters, no `/`
+/// or `,` (they would break paths and filters). Tags in bodies are checked
+/// by the schemas; this is the same rule in plain Rust so that components
+/// without request bodies (placements) do not link the validator. A test in
+/// [`crate::schemas`] holds it to the served `tag` schema.
 pub fn tag(field: &str, t: &str) -> ApiResult<()> {
     let len = t.chars().count();
     if len == 0 || len > MAX_TAG_LEN || t.contains(['/', ',']) || t.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
-            "tag {t:?} is invalid: tags are 1 to {MAX_TAG_LEN} characters without '/', ',' or control characters"
+            "{field} {t:?} is not valid: expected a tag: 1 to {MAX_TAG_LEN} characters without '/', ',' or control characters"
         ))
         .field(field));
     }
@@ -145,35 +179,6 @@ pub fn hostname_pattern(field: &str, pattern: &str, digit: &mut dyn FnMut() -> u
     Ok(out)
 }
 
-/// A server type's name: 1 to 255 characters, no `/`, and not a UUID
-/// (`GET /server_types/{id or name}` tells them apart by that).
-pub fn type_name(field: &str, name: &str) -> ApiResult<()> {
-    let len = name.chars().count();
-    if len == 0 || len > MAX_NAME_LEN || name.contains('/') || name.trim() != name || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "name {name:?} is invalid: use 1 to {MAX_NAME_LEN} characters, no '/', no control characters, no leading or trailing spaces"
-        ))
-        .field(field));
-    }
-    if crate::ids::parse_uuid(name).is_some() {
-        return Err(ApiError::bad_request("a server type name may not be a UUID: ids and names share the /server_types/{id or name} route").field(field));
-    }
-    Ok(())
-}
-
-/// The resource rules serde cannot express.
-pub fn type_spec(field: &str, spec: &TypeSpec) -> ApiResult<()> {
-    if spec.cpu_units < 1 {
-        return Err(ApiError::bad_request("cpu_units must be at least 1").field(format!("{field}.cpu_units")));
-    }
-    if let Some(r) = spec.rxtx_factor
-        && !(r.is_finite() && r >= 0.1)
-    {
-        return Err(ApiError::bad_request("rxtx_factor must be a number >= 0.1").field(format!("{field}.rxtx_factor")));
-    }
-    Ok(())
-}
-
 fn canonical_ids(field: &str, ids: BTreeSet<String>) -> ApiResult<BTreeSet<String>> {
     ids.iter().enumerate().map(|(i, id)| parse_id(&format!("{field}[{i}]"), id)).collect()
 }
@@ -208,12 +213,7 @@ pub struct NewServerType {
 }
 
 pub fn server_type_create(body: &[u8]) -> ApiResult<NewServerType> {
-    let req: ServerTypeCreate = parse_body(body)?;
-    type_name("name", &req.name)?;
-    if req.description.chars().count() > 1024 {
-        return Err(ApiError::bad_request("description is limited to 1024 characters").field("description"));
-    }
-    type_spec("spec", &req.spec)?;
+    let req: ServerTypeCreate = parse_request("server_type_create", "", body)?;
     Ok(NewServerType {
         tags: tags("tags", req.tags)?,
         shares: Shares {
@@ -227,8 +227,8 @@ pub fn server_type_create(body: &[u8]) -> ApiResult<NewServerType> {
     })
 }
 
-/// Body of `PATCH /server_types/{id}`: any of these; `shares` and `tags`
-/// have their own routes and are refused here by name.
+/// Body of `PATCH /server_types/{id}`: any of these. `shares` and `tags`
+/// have their own routes; the schema refuses them by name.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTypePatch {
@@ -236,41 +236,117 @@ pub struct ServerTypePatch {
     pub description: Option<String>,
     pub visibility: Option<Visibility>,
     pub spec: Option<TypeSpec>,
-    // Present only to give a precise 400 instead of "unknown field".
-    pub shares: Option<serde_json::Value>,
-    pub tags: Option<serde_json::Value>,
 }
 
 pub fn server_type_patch(body: &[u8]) -> ApiResult<ServerTypePatch> {
-    let p: ServerTypePatch = parse_body(body)?;
-    if p.shares.is_some() {
-        return Err(ApiError::bad_request("shares cannot be patched; use PUT /server_types/{id}/shares").field("shares"));
-    }
-    if p.tags.is_some() {
-        return Err(ApiError::bad_request("tags cannot be patched; use PUT /server_types/{id}/tags").field("tags"));
-    }
-    if let Some(n) = &p.name {
-        type_name("name", n)?;
-    }
-    if p.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
-        return Err(ApiError::bad_request("description is limited to 1024 characters").field("description"));
-    }
-    if let Some(spec) = &p.spec {
-        type_spec("spec", spec)?;
-    }
-    Ok(p)
+    parse_request("server_type_patch", "", body)
 }
 
 /// Body of `PUT /server_types/{id}/shares`, ids canonical.
 pub fn shares(body: &[u8]) -> ApiResult<Shares> {
-    let s: Shares = parse_body(body)?;
+    let s: Shares = parse_request("server_type_shares", "", body)?;
     Ok(Shares { users: canonical_ids("users", s.users)?, projects: canonical_ids("projects", s.projects)? })
 }
 
-/// Body of `PUT .../tags`: a JSON array of tags, kept as a set.
+/// Body of `PUT .../tags`: either the document `GET .../tags` returns,
+/// `{"tags": [...]}`, or the bare array; kept as a set.
 pub fn tag_list(body: &[u8]) -> ApiResult<BTreeSet<String>> {
-    let list: Vec<String> = parse_body(body)?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TagsDoc {
+        tags: Vec<String>,
+    }
+    // The schema has told the two forms apart (if object, then the
+    // document, else the array); serde reads the one given.
+    let value = parse_json(body)?;
+    crate::schemas::check("tag_list", &value, "tags")?;
+    let list = if value.is_object() { typed::<TagsDoc>(value)?.tags } else { typed::<Vec<String>>(value)? };
     tags("tags", list)
+}
+
+/// `PUT .../tags/{tag}`: adds `t` to a resource's tags (idempotent),
+/// refusing an invalid tag or a 51st.
+pub fn add_tag(set: &mut BTreeSet<String>, t: &str) -> ApiResult<()> {
+    tag("tag", t)?;
+    if !set.contains(t) && set.len() >= MAX_TAGS {
+        return Err(ApiError::bad_request(format!(
+            "the resource already has {MAX_TAGS} tags, the most it may have; delete one first"
+        ))
+        .field("tag"));
+    }
+    set.insert(t.to_string());
+    Ok(())
+}
+
+/// `DELETE .../tags/{tag}`: removes `t`; 404 if the resource lacks it.
+pub fn remove_tag(set: &mut BTreeSet<String>, t: &str) -> ApiResult<()> {
+    if set.remove(t) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("there is no tag {t:?} on this resource; GET its tags to see them")))
+    }
+}
+
+// ----------------------------------------------------------------- servers
+
+/// Body of `PATCH /servers/{id}`: a new hostname, a new project (transfer),
+/// or both. Everything else about a server changes through tasks or its
+/// own routes (tags).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPatchBody {
+    pub hostname: Option<String>,
+    pub project_id: Option<String>,
+}
+
+/// A checked server patch: hostname valid, project id canonical.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerPatch {
+    pub hostname: Option<String>,
+    pub project_id: Option<String>,
+}
+
+pub fn server_patch(body: &[u8]) -> ApiResult<ServerPatch> {
+    let p: ServerPatchBody = parse_request("server_patch", "", body)?;
+    if p.hostname.is_none() && p.project_id.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: send hostname (rename) and/or project_id (transfer)",
+        ));
+    }
+    if let Some(h) = &p.hostname {
+        hostname("hostname", h)?;
+    }
+    Ok(ServerPatch { hostname: p.hostname, project_id: p.project_id.map(|id| parse_id("project_id", &id)).transpose()? })
+}
+
+/// Default and largest `lines` of `GET /servers/{id}/console_log`.
+pub const MAX_CONSOLE_LINES: u32 = 65_536;
+
+/// The query of `GET /servers/{id}/console_log`: `lines` (1 to
+/// [`MAX_CONSOLE_LINES`], default the maximum), nothing else.
+pub fn console_log_query(query: &[(String, String)]) -> ApiResult<u32> {
+    let mut lines = None;
+    for (k, v) in query {
+        if k != "lines" {
+            return Err(ApiError::bad_request(format!("unknown query parameter {k:?}; console_log takes only lines")).field(k.as_str()));
+        }
+        if lines.is_some() {
+            return Err(ApiError::bad_request("give lines once").field("lines"));
+        }
+        let n = v.parse::<u32>().ok().filter(|n| (1..=MAX_CONSOLE_LINES).contains(n)).ok_or_else(|| {
+            ApiError::bad_request(format!("lines must be an integer from 1 to {MAX_CONSOLE_LINES}, got {v:?}")).field("lines")
+        })?;
+        lines = Some(n);
+    }
+    Ok(lines.unwrap_or(MAX_CONSOLE_LINES))
+}
+
+/// The `{console_type}` of `GET /servers/{id}/consoles/{console_type}`.
+pub fn console_type(raw: &str) -> ApiResult<ConsoleType> {
+    ConsoleType::parse(raw).ok_or_else(|| {
+        let names: Vec<&str> = ConsoleType::ALL.iter().map(|c| c.as_str()).collect();
+        ApiError::bad_request(format!("unknown console type {raw:?}; use one of {}", names.join(", "))).field("console_type")
+    })
 }
 
 // ------------------------------------------------------------------ launch
@@ -314,26 +390,13 @@ pub struct LaunchPlan {
     pub affinity: Option<Affinity>,
 }
 
-fn is_base64(s: &str) -> bool {
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
-        return false;
-    }
-    let body = s.trim_end_matches('=');
-    b.len() - body.len() <= 2 && body.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
-}
-
 /// Validates a whole launch body (all or nothing) and resolves each entry.
 /// Hostnames are unique within the request here; uniqueness in the project
 /// is the hostname claim's job.
 pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<LaunchPlan>> {
-    let req: LaunchRequest = parse_body(body)?;
-    if req.defaults.hostname.is_some() {
-        return Err(ApiError::bad_request("defaults may not set hostname: every server needs its own; use hostname_pattern").field("defaults.hostname"));
-    }
-    if req.servers.is_empty() || req.servers.len() > MAX_LAUNCH {
-        return Err(ApiError::bad_request(format!("servers must list 1 to {MAX_LAUNCH} servers")).field("servers"));
-    }
+    // The schema refuses hostname in defaults, more than MAX_LAUNCH
+    // servers, bad ids, user_data, tags and pattern syntax.
+    let req: LaunchRequest = parse_request("server_launch", "", body)?;
     let d = &req.defaults;
     let mut seen = BTreeSet::new();
     let mut plans = Vec::with_capacity(req.servers.len());
@@ -346,11 +409,6 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
         let type_id = id("type_id", pick(&s.type_id, &d.type_id))?
             .ok_or_else(|| ApiError::bad_request("type_id is required (in the server or in defaults)").field(at("type_id")))?;
         let user_data = pick(&s.user_data, &d.user_data);
-        if let Some(u) = &user_data
-            && (u.len() > MAX_USER_DATA || !is_base64(u))
-        {
-            return Err(ApiError::bad_request(format!("user_data must be base64 text of at most {MAX_USER_DATA} characters")).field(at("user_data")));
-        }
         let pattern = pick(&s.hostname_pattern, &d.hostname_pattern).filter(|_| s.hostname.is_none());
         let hostname_value = match (&s.hostname, &pattern) {
             (Some(h), _) => {
@@ -384,16 +442,6 @@ pub fn launch(body: &[u8], digit: &mut dyn FnMut() -> u8) -> ApiResult<Vec<Launc
             return Err(ApiError::bad_request(format!("hostname {hostname_value:?} appears twice in this request; hostnames are unique within a project")).field(at("hostname")));
         }
         let affinity = s.affinity.clone().or_else(|| d.affinity.clone());
-        if let Some(a) = &affinity {
-            for (side, target) in [("near", &a.near), ("not_near", &a.not_near)] {
-                for (j, sid) in target.server_ids.iter().enumerate() {
-                    parse_id(&at(&format!("affinity.{side}.server_ids[{j}]")), sid)?;
-                }
-                for (j, t) in target.server_tags.iter().enumerate() {
-                    tag(&at(&format!("affinity.{side}.server_tags[{j}]")), t)?;
-                }
-            }
-        }
         plans.push(LaunchPlan {
             hostname: hostname_value,
             hostname_pattern: pattern,
@@ -436,56 +484,14 @@ pub struct NewTask {
     pub password: Option<String>,
 }
 
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
-}
-
 pub fn task(body: &[u8]) -> ApiResult<NewTask> {
-    let req: TaskRequest = parse_body(body)?;
+    // The schema holds the per-action argument rules (from the transition
+    // table): only startable actions, their required arguments, no others.
+    let req: TaskRequest = parse_request("server_task_create", "", body)?;
     let action = TaskAction::parse(&req.action).ok_or_else(|| {
         ApiError::bad_request(format!("unknown action {:?}; use one of {}", req.action, TaskAction::names().join(", "))).field("action")
     })?;
-    let row = transitions::get(action);
-    let given: [(&str, bool); 10] = [
-        ("type_id", req.type_id.is_some()),
-        ("template_id", req.template_id.is_some()),
-        ("name", req.name.is_some()),
-        ("placement_id", req.placement_id.is_some()),
-        ("live", req.live.is_some()),
-        ("volume_id", req.volume_id.is_some()),
-        ("device", req.device.is_some()),
-        ("network_id", req.network_id.is_some()),
-        ("mac", req.mac.is_some()),
-        ("password", req.password.is_some()),
-    ];
-    for (arg, present) in given {
-        if present && !row.accepts(arg) {
-            return Err(ApiError::bad_request(format!("{} takes no argument {arg}; remove it", action.as_str())).field(arg));
-        }
-        if !present && row.required_args.contains(&arg) {
-            return Err(ApiError::bad_request(format!("{} needs the argument {arg}", action.as_str())).field(arg));
-        }
-    }
-    let one_of = transitions::one_of_args(action);
-    if !one_of.is_empty() && !given.iter().any(|(a, p)| *p && one_of.contains(a)) {
-        return Err(ApiError::bad_request(format!("{} needs {}", action.as_str(), one_of.join(" or "))).field(one_of[0]));
-    }
     let id = |f: &str, v: Option<String>| v.map(|v| parse_id(f, &v)).transpose();
-    if let Some(n) = &req.name
-        && (n.trim().is_empty() || n.chars().count() > MAX_NAME_LEN)
-    {
-        return Err(ApiError::bad_request(format!("name must be 1 to {MAX_NAME_LEN} characters")).field("name"));
-    }
-    if req.password.as_ref().is_some_and(|p| p.is_empty()) {
-        return Err(ApiError::bad_request("password may not be empty").field("password"));
-    }
-    if req.mac.as_ref().is_some_and(|m| !is_mac(m)) {
-        return Err(ApiError::bad_request("mac must look like 52:54:00:12:34:56").field("mac"));
-    }
-    if req.device.as_ref().is_some_and(|d| !d.starts_with("/dev/")) {
-        return Err(ApiError::bad_request("device must be a path under /dev/, e.g. /dev/vdb").field("device"));
-    }
     let args = TaskArgs {
         type_id: id("type_id", req.type_id)?,
         template_id: id("template_id", req.template_id)?,
@@ -574,18 +580,61 @@ mod tests {
     }
 
     #[test]
-    fn tag_list_bodies_are_arrays_of_tags() {
+    fn tag_list_bodies_are_arrays_or_the_tags_document() {
         assert_eq!(tag_list(br#"["b","a","b"]"#).unwrap().len(), 2);
-        assert!(tag_list(br#"{"tags":[]}"#).is_err());
+        assert_eq!(tag_list(br#" {"tags":["b","a","b"]}"#).unwrap().len(), 2);
+        assert!(tag_list(br#"{"tags":[]}"#).unwrap().is_empty());
+        assert_eq!(tag_list(br#"{"tags":[],"x":1}"#).unwrap_err().field.as_deref(), Some("x"));
+        assert_eq!(tag_list(br#"{}"#).unwrap_err().field.as_deref(), Some("tags"));
         assert_eq!(tag_list(br#"["a/b"]"#).unwrap_err().field.as_deref(), Some("tags[0]"));
+        assert_eq!(tag_list(br#"{"tags":["ok","a,b"]}"#).unwrap_err().field.as_deref(), Some("tags[1]"));
+        assert_eq!(tag_list(br#""a""#).unwrap_err().status, 400);
     }
 
     #[test]
-    fn type_names_may_not_be_uuids_or_contain_slashes() {
-        assert_eq!(type_name("name", T).unwrap_err().field.as_deref(), Some("name"));
-        assert!(type_name("name", "a/b").is_err());
-        assert!(type_name("name", "").is_err());
-        assert!(type_name("name", "m1.small").is_ok());
+    fn single_tags_are_added_up_to_the_limit_and_removed_once() {
+        let mut set: BTreeSet<String> = (0..MAX_TAGS).map(|i| i.to_string()).collect();
+        assert!(add_tag(&mut set, "0").is_ok(), "re-adding an existing tag is idempotent");
+        assert_eq!(add_tag(&mut set, "new").unwrap_err().field.as_deref(), Some("tag"));
+        assert_eq!(add_tag(&mut BTreeSet::new(), "a/b").unwrap_err().status, 400);
+        assert!(remove_tag(&mut set, "0").is_ok());
+        assert_eq!(remove_tag(&mut set, "0").unwrap_err().status, 404);
+        assert!(add_tag(&mut set, "new").is_ok());
+    }
+
+    #[test]
+    fn console_log_lines_are_bounded_and_alone() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(console_log_query(&q(&[])).unwrap(), MAX_CONSOLE_LINES);
+        assert_eq!(console_log_query(&q(&[("lines", "1")])).unwrap(), 1);
+        assert_eq!(console_log_query(&q(&[("lines", "65536")])).unwrap(), 65_536);
+        for bad in ["0", "65537", "-1", "x", "", "1.5"] {
+            assert_eq!(console_log_query(&q(&[("lines", bad)])).unwrap_err().field.as_deref(), Some("lines"), "{bad}");
+        }
+        assert_eq!(console_log_query(&q(&[("lines", "1"), ("lines", "2")])).unwrap_err().field.as_deref(), Some("lines"));
+        assert_eq!(console_log_query(&q(&[("tail", "1")])).unwrap_err().field.as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn console_types_are_the_four_protocols() {
+        assert_eq!(console_type("spice").unwrap(), ConsoleType::Spice);
+        let e = console_type("vnc").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("console_type"));
+        assert!(e.message.contains("novnc, xvpvnc, rdp, spice"), "{}", e.message);
+    }
+
+    #[test]
+    fn server_patch_needs_a_valid_change() {
+        let p = server_patch(format!(r#"{{"hostname":"db-2","project_id":"{}"}}"#, T.replace('-', "")).as_bytes()).unwrap();
+        assert_eq!(p, ServerPatch { hostname: Some("db-2".into()), project_id: Some(T.into()) });
+        assert_eq!(server_patch(b"{}").unwrap_err().status, 400);
+        assert_eq!(server_patch(b"").unwrap_err().status, 400);
+        assert_eq!(server_patch(br#"{"hostname":"a_b"}"#).unwrap_err().field.as_deref(), Some("hostname"));
+        assert_eq!(server_patch(br#"{"project_id":"p"}"#).unwrap_err().field.as_deref(), Some("project_id"));
+        assert_eq!(server_patch(br#"{"hostname":"a","locked":true}"#).unwrap_err().field.as_deref(), Some("locked"));
+        assert_eq!(server_patch(br#"{"hostname":5}"#).unwrap_err().field.as_deref(), Some("hostname"));
     }
 
     #[test]
@@ -663,7 +712,8 @@ mod tests {
         let body = format!(r#"{{"defaults":{{"type_id":"{T}"}},"servers":[{{}}]}}"#);
         assert_eq!(launch(body.as_bytes(), &mut digits()).unwrap_err().field.as_deref(), Some("servers[0].hostname"));
         let body = format!(r#"{{"defaults":{{"type_id":"{T}","user_data":"not base64!"}},"servers":[{{"hostname":"a"}}]}}"#);
-        assert_eq!(launch(body.as_bytes(), &mut digits()).unwrap_err().field.as_deref(), Some("servers[0].user_data"));
+        // Checked where it is written, before defaults are merged.
+        assert_eq!(launch(body.as_bytes(), &mut digits()).unwrap_err().field.as_deref(), Some("defaults.user_data"));
         assert_eq!(launch(br#"{"servers":[]}"#, &mut digits()).unwrap_err().field.as_deref(), Some("servers"));
         let e = launch(br#"{"servers":[{"hostname":"a","flavor":"x"}]}"#, &mut digits()).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("servers[0].flavor"));
@@ -683,5 +733,255 @@ mod tests {
         assert_eq!(t.password.as_deref(), Some("s3cret"));
         assert_eq!(t.args, TaskArgs::default());
         assert_eq!(task(br#"{"action":"RESIZE","type_id":"small"}"#).unwrap_err().field.as_deref(), Some("type_id"));
+    }
+}
+
+/// Per body kind: invalid bodies and the field their 400 names, valid
+/// bodies that pass. The schema step answers most rows; the rows marked
+/// "semantic" are answered by the checks that stay in this module.
+#[cfg(test)]
+mod body_tables {
+    use super::*;
+
+    const T: &str = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
+    const T32: &str = "0F1E2D3C4B5A69788A9BACBDCEDF0011";
+
+    fn no_digits() -> u8 {
+        7
+    }
+
+    /// Runs `check` on each body: `Some(field)` must fail naming that field
+    /// (`""`: no field), `None` must pass.
+    fn table(kind: &str, check: &dyn Fn(&[u8]) -> ApiResult<()>, rows: &[(String, Option<&str>)]) {
+        for (body, want) in rows {
+            let got = check(body.as_bytes());
+            match (want, got) {
+                (None, Ok(())) => {}
+                (None, Err(e)) => panic!("{kind}: {} should pass, got {}: {}", short(body), e.status, short(&e.message)),
+                (Some(f), Ok(())) => panic!("{kind}: {} should fail at {f:?}", short(body)),
+                (Some(f), Err(e)) => {
+                    assert_eq!(e.status, 400, "{kind}: {}: {}", short(body), short(&e.message));
+                    assert_eq!(e.field.as_deref().unwrap_or(""), *f, "{kind}: {}: {}", short(body), short(&e.message));
+                    assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
+
+    /// Long bodies (user_data at its limit) cut for failure messages.
+    fn short(s: &str) -> String {
+        if s.len() > 300 { format!("{}...", &s[..s.floor_char_boundary(300)]) } else { s.to_string() }
+    }
+
+    fn rows(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<&'static str>)> {
+        list.iter()
+            .map(|(b, f)| (b.replace("$T32", T32).replace("$T", T), f.map(|f| &*f.to_string().leak())))
+            .collect()
+    }
+
+    #[test]
+    fn server_type_create_bodies() {
+        let spec = r#""spec":{"memory_mb":1,"cpu_units":1}"#;
+        let with = |extra: &str| format!(r#"{{"name":"m1",{spec}{extra}}}"#);
+        let mut r = rows(&[
+            (r#"{"name":"m1","spec":{"memory_mb":0,"cpu_units":1}}"#, None),
+            (r#"{"name":"m1.small","description":"d","visibility":"PUBLIC","spec":{"memory_mb":512,"root_disk_gb":0,"cpu_units":2,"rxtx_factor":0.1,"swap_mb":0},"tags":["a","a"],"shares":{"users":["$T32"],"projects":["$T"]}}"#, None),
+            (r#"{"spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"m1"}"#, Some("spec")),
+            (r#"{"name":"m1","spec":{"memory_mb":1}}"#, Some("spec.cpu_units")),
+            (r#"{"name":"m1","spec":{"memory_mb":-1,"cpu_units":1}}"#, Some("spec.memory_mb")),
+            (r#"{"name":"m1","spec":{"memory_mb":"1","cpu_units":1}}"#, Some("spec.memory_mb")),
+            (r#"{"name":"m1","spec":{"memory_mb":1.5,"cpu_units":1}}"#, Some("spec.memory_mb")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":0}}"#, Some("spec.cpu_units")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":4294967296}}"#, Some("spec.cpu_units")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1,"rxtx_factor":0.05}}"#, Some("spec.rxtx_factor")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1,"swap_mb":-1}}"#, Some("spec.swap_mb")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1,"root_disk_db":1}}"#, Some("spec.root_disk_db")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"id":"$T"}"#, Some("id")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"_links":{}}"#, Some("_links")),
+            (r#"{"name":"","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"a/b","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":" a","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"a ","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"a\tb","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"$T","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"$T32","spec":{"memory_mb":1,"cpu_units":1}}"#, Some("name")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"visibility":"public"}"#, Some("visibility")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"tags":["a","b/c"]}"#, Some("tags[1]")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"tags":"a"}"#, Some("tags")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"shares":{"users":["x"]}}"#, Some("shares.users[0]")),
+            (r#"{"name":"m1","spec":{"memory_mb":1,"cpu_units":1},"shares":{"groups":[]}}"#, Some("shares.groups")),
+            ("[]", Some("")),
+            ("null", Some("")),
+        ]);
+        r.push((with(&format!(r#","name2":1"#)), Some("name2")));
+        r.push((with(&format!(r#","description":"{}""#, "d".repeat(MAX_DESCRIPTION_LEN))), None));
+        r.push((with(&format!(r#","description":"{}""#, "d".repeat(MAX_DESCRIPTION_LEN + 1))), Some("description")));
+        r.push((format!(r#"{{"name":"{}",{spec}}}"#, "é".repeat(MAX_NAME_LEN)), None));
+        r.push((format!(r#"{{"name":"{}",{spec}}}"#, "é".repeat(MAX_NAME_LEN + 1)), Some("name")));
+        let tags: Vec<String> = (0..=MAX_TAGS).map(|i| format!("\"t{i}\"")).collect();
+        // semantic: 51 distinct tags (a schema cannot count distinct items)
+        r.push((with(&format!(r#","tags":[{}]"#, tags.join(","))), Some("tags")));
+        let dup: Vec<String> = (0..=MAX_TAGS).map(|i| format!("\"t{}\"", i.min(MAX_TAGS - 1))).collect();
+        r.push((with(&format!(r#","tags":[{}]"#, dup.join(","))), None));
+        table("server_type_create", &|b| server_type_create(b).map(|_| ()), &r);
+    }
+
+    #[test]
+    fn server_type_patch_bodies() {
+        table("server_type_patch", &|b| server_type_patch(b).map(|_| ()), &rows(&[
+            ("{}", None),
+            (r#"{"name":"m2","description":"","visibility":"PRIVATE","spec":{"memory_mb":1,"cpu_units":1}}"#, None),
+            (r#"{"tags":["a"]}"#, Some("tags")),
+            (r#"{"shares":{}}"#, Some("shares")),
+            (r#"{"id":"$T"}"#, Some("id")),
+            (r#"{"name":"$T"}"#, Some("name")),
+            (r#"{"visibility":null}"#, Some("visibility")),
+            (r#"{"spec":{"memory_mb":1,"cpu_units":0}}"#, Some("spec.cpu_units")),
+            (r#"{"spec":{"cpu_units":1}}"#, Some("spec.memory_mb")),
+        ]));
+    }
+
+    #[test]
+    fn share_bodies() {
+        table("server_type_shares", &|b| shares(b).map(|_| ()), &rows(&[
+            ("{}", None),
+            (r#"{"users":["$T","$T32"],"projects":[]}"#, None),
+            (r#"{"users":["$T"],"projects":["$T-"]}"#, Some("projects[0]")),
+            (r#"{"users":["{$T}"]}"#, Some("users[0]")),
+            (r#"{"users":"$T"}"#, Some("users")),
+            (r#"{"users":[],"groups":[]}"#, Some("groups")),
+            (r#"["$T"]"#, Some("")),
+        ]));
+    }
+
+    #[test]
+    fn tag_list_bodies() {
+        let long = "x".repeat(MAX_TAG_LEN + 1);
+        let mut r = rows(&[
+            ("[]", None),
+            (r#"["a","a","é ü"]"#, None),
+            (r#"{"tags":["a"]}"#, None),
+            (r#"["a",""]"#, Some("tags[1]")),
+            (r#"["a,b"]"#, Some("tags[0]")),
+            (r#"["a\u0007"]"#, Some("tags[0]")),
+            (r#"[1]"#, Some("tags[0]")),
+            (r#"{"tags":["ok","a/b"]}"#, Some("tags[1]")),
+            (r#"{"tags":[],"more":[]}"#, Some("more")),
+            (r#"{}"#, Some("tags")),
+            (r#""a""#, Some("tags")),
+        ]);
+        r.push((format!(r#"["{long}"]"#), Some("tags[0]")));
+        table("tag_list", &|b| tag_list(b).map(|_| ()), &r);
+    }
+
+    #[test]
+    fn launch_bodies() {
+        let d = |extra: &str| format!(r#"{{"defaults":{{"type_id":"$T"{extra}}},"servers":[{{"hostname":"a"}}]}}"#).replace("$T", T);
+        let mut r = rows(&[
+            (r#"{"servers":[{"hostname":"a","type_id":"$T32"}]}"#, None),
+            (r#"{"defaults":{"type_id":"$T","hostname_pattern":"w-%(rand_num)d","user_data":"aGk=","affinity":{"near":{"server_tags":["db"]},"not_near":{"server_ids":["$T"]}}},"servers":[{},{"hostname":"x","keypair_id":"$T","template_id":"$T","placement_id":"$T"}]}"#, None),
+            (r#"{"servers":[]}"#, Some("servers")),
+            (r#"{}"#, Some("servers")),
+            (r#"{"servers":{}}"#, Some("servers")),
+            (r#"{"defaults":{"hostname":"a"},"servers":[{"hostname":"a","type_id":"$T"}]}"#, Some("defaults.hostname")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T"},{"hostname":"b","type_id":"t1"}]}"#, Some("servers[1].type_id")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T","flavor":"x"}]}"#, Some("servers[0].flavor")),
+            (r#"{"servers":[{"hostname":"-a","type_id":"$T"}]}"#, Some("servers[0].hostname")),
+            (r#"{"servers":[{"hostname":"a_b","type_id":"$T"}]}"#, Some("servers[0].hostname")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T","user_data":"abc"}]}"#, Some("servers[0].user_data")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T","affinity":{"near":{"server_ids":["x"]}}}]}"#, Some("servers[0].affinity.near.server_ids[0]")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T","affinity":{"near":{"server_tags":["a/b"]}}}]}"#, Some("servers[0].affinity.near.server_tags[0]")),
+            (r#"{"servers":[{"hostname":"a","type_id":"$T","affinity":{"close":{}}}]}"#, Some("servers[0].affinity.close")),
+            (r#"{"servers":[{"type_id":"$T","hostname_pattern":"a-%(rand_num)0d"}]}"#, Some("servers[0].hostname_pattern")),
+            (r#"{"servers":[{"type_id":"$T","hostname_pattern":"a-%(rand_name)d"}]}"#, Some("servers[0].hostname_pattern")),
+            (r#"{"servers":[{"type_id":"$T","hostname_pattern":"a-%(rand_num)64d"}]}"#, Some("servers[0].hostname_pattern")),
+            (r#"{"servers":[{"type_id":"$T","hostname_pattern":"a_%(rand_num)2d"}]}"#, Some("servers[0].hostname_pattern")),
+            // semantic: merged with defaults, expanded, unique in the request
+            (r#"{"servers":[{"hostname":"a"}]}"#, Some("servers[0].type_id")),
+            (r#"{"servers":[{"type_id":"$T"}]}"#, Some("servers[0].hostname")),
+            (r#"{"servers":[{"type_id":"$T","hostname":"a"},{"type_id":"$T","hostname":"A"}]}"#, Some("servers[1].hostname")),
+            (r#"{"servers":[{"type_id":"$T","hostname_pattern":"%(rand_num)60d-%(rand_num)4d"}]}"#, Some("servers[0].hostname_pattern")),
+        ]);
+        // The longest padded base64 within the limit, and the next length.
+        let longest = MAX_USER_DATA - MAX_USER_DATA % 4;
+        r.push((d(&format!(r#","user_data":"{}""#, "A".repeat(longest))), None));
+        r.push((d(&format!(r#","user_data":"{}""#, "A".repeat(longest + 4))), Some("defaults.user_data")));
+        r.push((d(r#","user_data":"QQ=""#), Some("defaults.user_data")));
+        let many: Vec<String> = (0..=MAX_LAUNCH).map(|i| format!(r#"{{"hostname":"h{i}"}}"#)).collect();
+        r.push((format!(r#"{{"defaults":{{"type_id":"{T}"}},"servers":[{}]}}"#, many.join(",")), Some("servers")));
+        table("server_launch", &|b| launch(b, &mut no_digits).map(|_| ()), &r);
+    }
+
+    #[test]
+    fn task_bodies() {
+        let mut r = rows(&[
+            (r#"{"action":"PAUSE"}"#, None),
+            (r#"{"action":"RESIZE","type_id":"$T32"}"#, None),
+            (r#"{"action":"MOVE"}"#, None),
+            (r#"{"action":"MOVE","placement_id":"$T","live":true}"#, None),
+            (r#"{"action":"ATTACH_BLOCK_DEVICE","volume_id":"$T","device":"/dev/vdb"}"#, None),
+            (r#"{"action":"DETACH_NETWORK_INTERFACE","network_id":"$T","mac":"52:54:00:ab:cd:ef"}"#, None),
+            (r#"{"action":"SNAPSHOT","name":"before upgrade"}"#, None),
+            (r#"{"action":"UPDATE_PASSWORD","password":"x"}"#, None),
+            (r#"{}"#, Some("action")),
+            (r#"{"action":"NAP"}"#, Some("action")),
+            (r#"{"action":"pause"}"#, Some("action")),
+            (r#"{"action":"CREATE"}"#, Some("action")),
+            (r#"{"action":"PAUSE","name":"x"}"#, Some("name")),
+            (r#"{"action":"PAUSE","colour":"x"}"#, Some("colour")),
+            (r#"{"action":"RESIZE"}"#, Some("type_id")),
+            (r#"{"action":"RESIZE","type_id":"small"}"#, Some("type_id")),
+            (r#"{"action":"RESIZE","type_id":"$T","live":true}"#, Some("live")),
+            (r#"{"action":"MOVE","live":"yes"}"#, Some("live")),
+            (r#"{"action":"ATTACH_NETWORK_INTERFACE"}"#, Some("network_id")),
+            (r#"{"action":"ATTACH_NETWORK_INTERFACE","mac":"52-54-00-ab-cd-ef"}"#, Some("mac")),
+            (r#"{"action":"ATTACH_BLOCK_DEVICE","volume_id":"$T","device":"vdb"}"#, Some("device")),
+            (r#"{"action":"ATTACH_BLOCK_DEVICE","device":"/dev/vdb"}"#, Some("volume_id")),
+            (r#"{"action":"SNAPSHOT","name":"   "}"#, Some("name")),
+            (r#"{"action":"SNAPSHOT"}"#, Some("name")),
+            (r#"{"action":"UPDATE_PASSWORD","password":""}"#, Some("password")),
+            (r#"{"action":"REBUILD","template_id":null}"#, Some("template_id")),
+        ]);
+        r.push((format!(r#"{{"action":"BACKUP","name":"{}"}}"#, "n".repeat(MAX_NAME_LEN + 1)), Some("name")));
+        table("server_task_create", &|b| task(b).map(|_| ()), &r);
+    }
+
+    #[test]
+    fn server_patch_bodies() {
+        table("server_patch", &|b| server_patch(b).map(|_| ()), &rows(&[
+            (r#"{"hostname":"web-2"}"#, None),
+            (r#"{"project_id":"$T32"}"#, None),
+            (r#"{}"#, Some("")),
+            (r#"{"hostname":"web_2"}"#, Some("hostname")),
+            (r#"{"project_id":"p1"}"#, Some("project_id")),
+            (r#"{"id":"$T"}"#, Some("id")),
+        ]));
+    }
+
+    #[test]
+    fn path_tags_are_checked() {
+        assert!(tag("tag", "prod").is_ok());
+        for bad in ["", "a/b", "a,b", "a\n", &"x".repeat(MAX_TAG_LEN + 1)] {
+            let e = tag("tag", bad).unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (400, Some("tag")), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn messages_say_what_the_schema_requires() {
+        let msg = |r: ApiResult<()>| r.unwrap_err().message;
+        let m = msg(server_type_create(br#"{"name":"m1","spec":{"memory_mb":-1,"cpu_units":1}}"#).map(|_| ()));
+        assert_eq!(m, "spec.memory_mb must be at least 0");
+        let m = msg(task(br#"{"action":"PAUSE","name":"x"}"#).map(|_| ()));
+        assert!(m.starts_with("name is not accepted here; remove it (allowed: action; PAUSE takes no arguments)"), "{m}");
+        let m = msg(task(br#"{"action":"RESIZE"}"#).map(|_| ()));
+        assert_eq!(m, "type_id is required (RESIZE needs type_id)");
+        let m = msg(server_type_patch(br#"{"tags":[]}"#).map(|_| ()));
+        assert!(m.contains("PUT /server_types/{id}/tags"), "{m}");
+        let m = msg(launch(br#"{"servers":[{"type_id":"x"}]}"#, &mut no_digits).map(|_| ()));
+        assert!(m.starts_with(r#"servers[0].type_id "x" is not valid: expected a UUID"#), "{m}");
+        let m = msg(launch(br#"{"servers":[{"hostname":"a","typo":1}]}"#, &mut no_digits).map(|_| ()));
+        assert!(m.contains("remove it") && m.contains("type_id"), "{m}");
     }
 }
