@@ -814,7 +814,7 @@ mod body_tables {
             ("[]", Some("")),
             ("null", Some("")),
         ]);
-        r.push((with(&format!(r#","name2":1"#)), Some("name2")));
+        r.push((with(r#","name2":1"#), Some("name2")));
         r.push((with(&format!(r#","description":"{}""#, "d".repeat(MAX_DESCRIPTION_LEN))), None));
         r.push((with(&format!(r#","description":"{}""#, "d".repeat(MAX_DESCRIPTION_LEN + 1))), Some("description")));
         r.push((format!(r#"{{"name":"{}",{spec}}}"#, "é".repeat(MAX_NAME_LEN)), None));
