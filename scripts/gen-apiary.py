@@ -24,6 +24,12 @@ How the document is built, and why (Dredd replays it, see scripts/dredd.sh):
   `+ Request` of its own, so Dredd (which tests the first response of each
   request) does not replay it. Only error answers and reads may be written so,
   so that skipping them leaves the state the same for the replay.
+- Some documentation-only examples need a thing of their own (a locked or a
+  terminated server, to show a `409`): the requests that make it are sent
+  with `call` and not written, so it exists only in the generating run. Such
+  a thing must not show in any replayed answer: it is made after the server
+  lists (which would be longer than in the replay) and no written request
+  touches it.
 - Ids created in the run (types, servers, tasks) differ in the replay: the
   Dredd hooks (tests/dredd/hooks.js) learn each one from the response that
   first shows it and put the new value into later paths and bodies. Names and
@@ -176,6 +182,8 @@ def too_large():
     return doc(expect(call(CUR[0], CUR[1], raw=BIG), 413), ["the request body is larger than 1 MiB (1048576 bytes)"])
 
 HOME_405 = expect(call("POST", "/", None), 405)
+# The names `GET /schemas` lists, for the description of `{object}`.
+SCHEMA_NAMES = ", ".join(x["name"] for x in expect(call("GET", "/schemas", None), 200).json()["schemas"])
 
 w("""FORMAT: 1A
 HOST: http://127.0.0.1:3000
@@ -191,9 +199,12 @@ against the route table and a live host, and Dredd (`scripts/dredd.sh`)
 replays every `+ Request` of it, in order, against a fresh host and checks
 each answer against the `+ Response` that follows. A response written without
 a request of its own was captured from the request its description names
-(another path or query); Dredd does not replay those. Routes of the
-contract that are not built yet are listed in the last section, "Not yet
-implemented", and nowhere else.
+(another path or query); Dredd does not replay those. What the contract
+asks for and the code does not do yet is listed in the last section, "Not yet
+implemented", and nowhere else. The one route left out on purpose is
+`POST /internal/events`, through which the hypervisor adapter reports
+progress: it is not public (not in JSON-Home, authenticated by a secret
+shared with the adapter instead of a token).
 
 API version: **0.1.0** (semantic versioning; `api_version` in the JSON-Home
 document and the `X-OpenStack-Compute-API-Version` header of every response).
@@ -265,19 +276,42 @@ The `405` for `POST /` (with `Allow: GET`):
 
 ## Collections
 
-The collections served today (`GET /servers/{server_id}/tasks`,
-`GET /server_tasks/{task_id}/items`, `GET /placements`) take:
+Every list route pages the same way:
+
+| Route | Order | Filters |
+|---|---|---|
+| `GET /server_types` | creation | `tag` |
+| `GET /projects/{project_id}/servers` | creation | `since`, `virt_state`, `power_state`, `launched_by`, `tag` |
+| `GET /servers` | creation | the same, and `project` |
+| `GET /servers/{server_id}/tasks` | newest first | `since`, `state` |
+| `GET /server_tasks/{task_id}/items` | the order the steps run | `since`, `state` |
+| `GET /placements` | inventory order | `tag`, `parent_placement` |
 
 - `limit`: page size, an integer from 1 to 1000 (default 20); anything else is `400`.
 - `marker`: the `id` of the last item of the previous page; an id that is not
   in the (filtered) collection is `400`.
-- their filters (`since`, `state`, `tag`, `parent_placement`); `state`,
-  `tag` and `parent_placement` may be repeated (`?state=A&state=B` means
-  either). Any other query parameter is `400`.
+- Filters: a filter may be repeated and then means any of its values
+  (`?virt_state=ACTIVE&virt_state=STOPPED`); different filters must all
+  match. `since` keeps the items changed at or after an RFC 3339 time. A
+  value that is not valid for its filter, and any query parameter the route
+  does not list, is `400` naming the parameter in `field`.
+- Lists show only what the caller may see; a non-admin who names another
+  project (`project`) or another user (`launched_by`) gets `400`, not an
+  empty page.
 
 The body is `{"<collection>": [...], "_links": {"self": {"href"}, "next": {"href"}}}`;
 `next` appears only when another page exists, and carries the same query plus
-the new `marker`.
+the new `marker`. Server list items are the server without `networking` and
+`block_devices`.
+
+What a page costs: servers, server types and tasks are kept in collection
+indexes (id lists in creation order, stored in pages of 256 ids, plus each
+id's page), so a page is found from its marker directly and an unfiltered
+page reads `limit` records (plus one, to know whether `next` exists) however
+large the collection is; a filter reads as many more records as it skips.
+A server launched while a client pages through a list appears at the end,
+and pages already read do not shift. A server transferred to another
+project leaves the old project's list and is appended to the new one's.
 
 ## Conventions
 
@@ -328,7 +362,7 @@ One JSON Schema (draft 2020-12), the one the code validates requests with.
 describes the body of a launch. Allow: `GET`.
 
 + Parameters
-    + object: `tag` (string) - A schema name from `GET /schemas`: placement, server_type, server_task, server_task_item, server, server_launch, tag or property.
+    + object: `tag` (string) - A schema name from `GET /schemas`: """ + SCHEMA_NAMES + """.
 
 ### Get a schema [GET]
 
@@ -361,7 +395,7 @@ w("""
 """ + TYPE_FIELDS + """
 ## Server types [/server_types]
 
-Allow: `POST`. (The list, `GET /server_types`, is not implemented yet.)
+Allow: `GET`, `POST`.
 
 ### Create a server type [POST]
 
@@ -385,6 +419,27 @@ tx(403, body={"name": "m1.shared", "visibility": "PUBLIC", "spec": {"memory_mb":
    causes=["a non-admin asks for `visibility: PUBLIC`"])
 unauth()
 too_large()
+
+LIST_400 = ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item of the (filtered) list"]
+w("""
+### List server types [GET /server_types{?limit,marker,tag}]
+
+Every type the caller may see (as above; admins see all), in creation order.
+
++ Parameters
+    + limit: `1` (number, optional) - Page size, 1 to 1000.
+        + Default: `20`
+    + marker (string, optional) - Id of the last type of the previous page.
+    + tag (string, optional) - Only types with this tag; repeat for any of several.
+
+""")
+action("GET", "/server_types?limit=1")
+tx(200, desc="The first page of what the owner of `m1.small` sees, with its `next` link.")
+tx(200, THIRD, name="Public only", desc="A member of a project nothing is shared with sees the `PUBLIC` types only.")
+unauth()
+doc(expect(call("GET", "/server_types?tag=general"), 200), desc="The types tagged `general` (`?tag=general`):")
+doc(expect(call("GET", "/server_types?limit=1001"), 400),
+    LIST_400 + ["a `tag` is not a valid tag", "another query parameter is given"])
 
 w("""
 ## Server type [/server_types/{server_type}]
@@ -619,7 +674,7 @@ readable in `TERMINATED` (a `RESTORE` task brings it back).
 
 ## Project servers [/projects/{project_id}/servers]
 
-Allow: `POST`. (The list, `GET`, is not implemented yet.)
+Allow: `GET`, `POST`.
 
 + Parameters
     + project_id: `22222222-2222-4222-8222-222222222222` (string) - The project to launch in: the token's project (any project for admins).
@@ -666,6 +721,64 @@ doc(expect(call("POST", f"/projects/{P2}/servers", body={"defaults": {"type_id":
 doc(expect(call("POST", "/projects/my-project/servers", body={"servers": [{"hostname": "web-9"}]}), 404), ["`project_id` is not a UUID"])
 too_large()
 
+# The server lists come before the single-server sections: those launch
+# servers of their own with requests Dredd does not replay (see LOCKED and
+# GONE below), which would make a later list longer here than in the replay.
+SERVER_FILTERS = """    + since (string, optional) - Only servers changed at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + virt_state (string, optional) - Only servers in this virt state, e.g. `ACTIVE`; repeat for any of several.
+    + power_state (string, optional) - Only servers in this power state, e.g. `RUNNING`; repeat for any of several.
+    + launched_by (string, optional) - Only servers launched by this user id (non-admins: their own id only).
+    + tag (string, optional) - Only servers with this tag; repeat for any of several.
+"""
+SERVER_LIST_400 = LIST_400 + ["`since` is not an RFC 3339 date-time",
+                              "`virt_state` or `power_state` is not one of the states listed above",
+                              "`launched_by` is not a UUID, or a non-admin names another user",
+                              "a `tag` is not a valid tag", "another query parameter is given"]
+w("""
+### List a project's servers [GET /projects/{project_id}/servers{?limit,marker,since,virt_state,power_state,launched_by,tag}]
+
+The project's servers, in launch order, as list items (no `networking`, no
+`block_devices`). Members list their token's project; admins any project.
+
++ Parameters
+    + project_id: `""" + P + """` (string) - The project.
+    + limit: `2` (number, optional) - Page size, 1 to 1000.
+        + Default: `20`
+    + marker (string, optional) - Id of the last server of the previous page.
+""" + SERVER_FILTERS + """
+""")
+action("GET", f"/projects/{P}/servers?limit=2")
+tx(200, desc="The first page, with its `next` link.")
+tx(404, OTHER, name="Other project", causes=["a non-admin names a project other than its token's", "`project_id` is not a UUID"])
+unauth()
+doc(expect(call("GET", f"/projects/{P}/servers?launched_by={U2}"), 400),
+    [c + (" (here `" + U2 + "`)" if c.startswith("`launched_by`") else "") for c in SERVER_LIST_400])
+
+w("""
+## Servers of every visible project [/servers{?limit,marker,since,project,virt_state,power_state,launched_by,tag}]
+
+Allow: `GET`.
+
++ Parameters
+    + limit: `2` (number, optional) - Page size, 1 to 1000.
+        + Default: `20`
+    + marker (string, optional) - Id of the last server of the previous page.
+    + project (string, optional) - Only servers of this project id; repeat for any of several (non-admins: their token's project only).
+""" + SERVER_FILTERS + """
+### List servers [GET]
+
+For a member, the servers of its token's project (as
+`GET /projects/{project_id}/servers`); for an admin, the servers of every
+project, in launch order. Same list items as the project's list.
+
+""")
+action("GET", "/servers?limit=2")
+tx(200, desc="A member: its project's servers.")
+tx(200, ADMIN, name="Admin", desc="An admin: every project's servers, with `_elevated` filled in.")
+unauth()
+doc(expect(call("GET", f"/servers?project={P2}"), 400),
+    SERVER_LIST_400[:4] + ["`project` is not a UUID, or a non-admin names a project other than its token's (here `" + P2 + "`)"] + SERVER_LIST_400[4:])
+
 SERVER_404 = "no server has this id (or it is not a UUID), or it belongs to another project"
 w("""
 ## Project server by hostname [/projects/{project_id}/servers/{hostname}]
@@ -689,7 +802,7 @@ doc(expect(call("GET", f"/projects/{P}/servers/web-404"), 404), desc="An unknown
 w("""
 ## Server [/servers/{server_id}]
 
-Allow: `GET`, `HEAD`.
+Allow: `GET`, `HEAD`, `PATCH`.
 
 + Parameters
     + server_id: `""" + S + """` (string) - The server's id.
@@ -716,6 +829,208 @@ action("HEAD", f"/servers/{S}")
 tx(404, OTHER, name="Other project", causes=[SERVER_404 + "; no body (HEAD)"])
 unauth()
 tx(200, name="States", extra=("x-openstack-compute-server-virt-state", "x-openstack-compute-server-power-state"))
+
+# ------------------------------------------------- single-server routes
+# PATCH (an action of "## Server" above), tags, console and diagnostics of
+# S, web-1 in project P. The renames and the transfer below are undone by
+# the next replayed request, so the sections after this one see S as before
+# (except its place in P's list, which no later example shows).
+w("""
+### Rename or transfer a server [PATCH]
+
+The body has `hostname` (rename; unique within the project, case-insensitive),
+`project_id` (transfer to another project), or both; nothing else. Renaming
+claims the new name before the server changes, so a taken name changes
+nothing; the old name is free again afterwards. A transfer needs membership
+in both projects or an admin (development tokens name one project, so in
+practice admins transfer); the server's tasks go with it, and its hostname
+must be free in the target project. A locked server refuses a PATCH from
+non-admins. The schema is `GET /schemas/server_patch`.
+
+""")
+action("PATCH", f"/servers/{S}")
+tx(204, body={"hostname": "www-1"}, name="Rename")
+tx(204, body={"hostname": "web-1"}, name="Rename back")
+tx(204, ADMIN, {"project_id": P2}, name="Transfer", desc="An admin moves the server to project `" + P2 + "`.")
+tx(204, ADMIN, {"project_id": P}, name="Transfer back")
+tx(400, body={"hostname": "db-1"}, name="Taken hostname",
+   causes=["the body is missing, not JSON, empty (`{}`), or has an unknown or mistyped field",
+           "`hostname` is not a valid hostname, or `project_id` is not a UUID",
+           "`hostname` is already used by another server in the (target) project"])
+tx(403, body={"project_id": P2}, name="Transfer by a member",
+   causes=["a non-admin transfers the server to a project other than the token's"])
+tx(404, OTHER, {"hostname": "www-1"}, name="Other project", causes=[SERVER_404])
+unauth()
+too_large()
+# A locked server of its own, so that S's task history stays as the task
+# section documents it; documentation only.
+LOCKED = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "locked-1"}]}), 202).json()["servers"][0]["id"]
+expect(call("POST", f"/servers/{LOCKED}/tasks", body={"action": "LOCK"}), 202)
+doc(expect(call("PATCH", f"/servers/{LOCKED}", body={"hostname": "locked-2"}), 409),
+    ["the server is locked and the caller is not an admin (here another locked server, `locked-1`)"])
+
+w("""
+## Server tags [/servers/{server_id}/tags]
+
+The server's tags as a set (1 to 50 characters each, no `/` or `,`; at most
+50). Members of the server's project may read and change them; a locked
+server takes changes from admins only. Allow: `GET`, `PUT`, `DELETE`.
+
++ Parameters
+    + server_id: `""" + S + """` (string) - The server's id.
+
+### List the tags [GET]
+
+""")
+action("GET", f"/servers/{S}/tags")
+tx(200)
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+
+w("""
+### Replace the tags [PUT]
+
+The body is the document `GET` returns, `{"tags": [...]}` (a bare array is
+accepted too); duplicates collapse.
+
+""")
+action("PUT", f"/servers/{S}/tags")
+tx(204, body={"tags": ["frontend", "prod"]})
+tx(400, body={"tags": ["a/b"]}, name="Bad tag",
+   causes=["the body is missing, not JSON, or neither `{\"tags\": [...]}` nor an array of strings",
+           "a tag is invalid, or there are more than 50"])
+tx(404, OTHER, {"tags": ["x"]}, name="Other project", causes=[SERVER_404])
+unauth()
+too_large()
+doc(expect(call("PUT", f"/servers/{LOCKED}/tags", body={"tags": ["x"]}), 409),
+    ["the server is locked and the caller is not an admin (here `locked-1`)"])
+
+w("""
+### Remove every tag [DELETE]
+
+""")
+action("DELETE", f"/servers/{S}/tags")
+tx(204)
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+doc(expect(call("DELETE", f"/servers/{LOCKED}/tags"), 409), ["the server is locked and the caller is not an admin"])
+
+w("""
+## Server tag [/servers/{server_id}/tags/{tag}]
+
+Allow: `PUT`, `DELETE`.
+
++ Parameters
+    + server_id: `""" + S + """` (string) - The server's id.
+    + tag: `blue` (string) - The tag (percent-encoded in the path).
+
+### Add a tag [PUT]
+
+Idempotent: adding a tag the server has already is `204`.
+
+""")
+action("PUT", f"/servers/{S}/tags/blue")
+tx(204)
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+doc(expect(call("PUT", f"/servers/{S}/tags/a,b"), 400), ["the tag is invalid (here `a,b`)", "the server would have more than 50 tags"])
+doc(expect(call("PUT", f"/servers/{LOCKED}/tags/blue"), 409), ["the server is locked and the caller is not an admin"])
+
+w("""
+### Remove a tag [DELETE]
+
+""")
+action("DELETE", f"/servers/{S}/tags/blue")
+tx(204)
+tx(404, name="Again", causes=["the server does not have this tag", SERVER_404])
+unauth()
+doc(expect(call("DELETE", f"/servers/{LOCKED}/tags/blue"), 409), ["the server is locked and the caller is not an admin"])
+
+NOT_ON_NODE = "the server is not on a compute node: still being placed, never placed (failed launch), `SHELVED_OFFLOADED` or `TERMINATED`"
+w("""
+## Server console log [/servers/{server_id}/console_log{?lines}]
+
+Allow: `GET`.
+
++ Parameters
+    + server_id: `""" + S + """` (string) - The server's id.
+    + lines: `5` (number, optional) - How many of the last lines, 1 to 65536.
+        + Default: `65536`
+
+### Read the console log [GET]
+
+""")
+action("GET", f"/servers/{S}/console_log?lines=5")
+log = expect(call("GET", f"/servers/{S}/console_log?lines=5"), 200)
+w(request(accept="text/plain"))
+# The body is plain text, and this document's examples are JSON: the text
+# is quoted in the description instead.
+w(response(R(log.method, log.path, log.status, log.headers, ""),
+           desc="The last `lines` lines of the server's serial console, as `text/plain`, each ending in a newline; for example:\n\n"
+                + "\n".join("> " + l for l in log.body.splitlines())))
+doc(expect(call("GET", f"/servers/{S}/console_log?lines=0"), 400), ["`lines` is not an integer from 1 to 65536", "another query parameter is given"])
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+# A terminated server of its own (documentation only), for the 409 of all three reads.
+import time as _time
+GONE = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "gone-1"}]}), 202).json()["servers"][0]["id"]
+for _ in range(500):
+    if call("GET", f"/servers/{GONE}").json()["virt_state"] == "ACTIVE":
+        break
+    _time.sleep(0.02)
+expect(call("POST", f"/servers/{GONE}/tasks", body={"action": "TERMINATE"}), 202)
+for _ in range(500):
+    if call("GET", f"/servers/{GONE}").json()["virt_state"] == "TERMINATED":
+        break
+    _time.sleep(0.02)
+doc(expect(call("GET", f"/servers/{GONE}/console_log"), 409), [NOT_ON_NODE + " (here `gone-1`, terminated)"])
+
+w("""
+## Server console [/servers/{server_id}/consoles/{console_type}]
+
+Allow: `GET`.
+
++ Parameters
+    + server_id: `""" + S + """` (string) - The server's id.
+    + console_type: `novnc` (string) - `novnc`, `xvpvnc`, `rdp` or `spice`.
+
+### Get a console [GET]
+
+A URI carrying a one-time token (`type`, `uri`); each call makes a new one.
+Which types a server can have depends on its compute node. The schema is
+`GET /schemas/server_console`.
+
+""")
+action("GET", f"/servers/{S}/consoles/novnc")
+tx(200)
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+doc(expect(call("GET", f"/servers/{S}/consoles/vnc"), 400),
+    ["the type is none of `novnc`, `xvpvnc`, `rdp`, `spice` (here `vnc`)", "the server's compute node does not serve this type"])
+doc(expect(call("GET", f"/servers/{GONE}/consoles/novnc"), 409), [NOT_ON_NODE])
+
+w("""
+## Server diagnostics [/servers/{server_id}/diagnostics]
+
+Allow: `GET`.
+
++ Parameters
+    + server_id: `""" + S + """` (string) - The server's id.
+
+### Get diagnostics [GET]
+
+The hypervisor's counters now: `cpu_time_ns`, `memory_used_mb`,
+`memory_total_mb`, `uptime_seconds`, `disks` (`device`, `read_bytes`,
+`write_bytes`, `read_requests`, `write_requests`) and `interfaces` (`name`,
+`rx_bytes`, `tx_bytes`, `rx_packets`, `tx_packets`). The schema is
+`GET /schemas/diagnostics`.
+
+""")
+action("GET", f"/servers/{S}/diagnostics")
+tx(200)
+tx(404, OTHER, name="Other project", causes=[SERVER_404])
+unauth()
+doc(expect(call("GET", f"/servers/{GONE}/diagnostics"), 409), [NOT_ON_NODE])
 
 # ---------------------------------------------------------------- tasks
 w("""
@@ -982,18 +1297,10 @@ for r in TRANSITIONS:
 w("""
 # Group Not yet implemented
 
-The contract (`/work/shared/spec/vnext-api.md`) also has the routes below. The
-code does not serve them yet: today each is `404` (unknown path) or `405` (a
-known path, another method), and JSON-Home does not list them. They are not
-documented as resources here so that this document stays true to the code.
+Every route of the contract (`/work/shared/spec/vnext-api.md`) is served and
+documented above. What the contract asks for beyond them and the code does not
+do yet:
 
-- Lists: `GET /server_types?limit&marker&tag`,
-  `GET /projects/{project}/servers?limit&marker&since&virt_state&power_state&launched_by`,
-  `GET /servers?limit&marker&since&project&virt_state&power_state&launched_by`.
-- Servers: `PATCH /servers/{id}` (hostname, project transfer);
-  `GET|PUT|DELETE /servers/{id}/tags` and `PUT|DELETE /servers/{id}/tags/{tag}`;
-  `GET /servers/{id}/console_log?lines=N`; `GET /servers/{id}/consoles/{type}`;
-  `GET /servers/{id}/diagnostics`.
 - Authentication with OpenStack Identity (Keystone v3) tokens: only the
   development token form is accepted today.
 """)

@@ -9,6 +9,8 @@
 //! - the documented (method, path) pairs are exactly the public routes of
 //!   `vnext_core::routes::ROUTES`; authenticated routes document a 401 and
 //!   the others do not; success bodies have the route's media type;
+//! - each resource's `Allow:` sentence names exactly the methods ROUTES
+//!   gives its template (prose that a new method would otherwise leave stale);
 //! - the "Task transitions" table is `vnext_core::transitions::table_json()`;
 //! - the examples of the routes that need no created ids (`/`, `/schemas`,
 //!   `/schemas/{object}`) have the same top-level keys as the live host's
@@ -44,6 +46,8 @@ struct Action {
 #[derive(Debug, Default)]
 struct Blueprint {
     actions: Vec<Action>,
+    /// `(line, resource template, methods)` of each resource's `Allow:` sentence.
+    allows: Vec<(usize, String, Vec<String>)>,
     /// Table rows (`| ... |`) of the "Task transitions" group, header excluded.
     transition_rows: Vec<String>,
     errors: Vec<String>,
@@ -62,6 +66,14 @@ fn bracket(l: &str) -> Option<&str> {
 
 fn strip_query(path: &str) -> String {
     path.split("{?").next().unwrap_or(path).to_string()
+}
+
+/// The methods of a prose sentence ``Allow: `GET`, `PUT`.``: the backquoted
+/// words after `Allow: ` up to the end of the sentence.
+fn allow_methods(l: &str) -> Option<Vec<String>> {
+    let rest = &l[l.find("Allow: `")? + "Allow: ".len()..];
+    let sentence = rest.split(". ").next().unwrap_or(rest);
+    Some(sentence.split('`').skip(1).step_by(2).map(str::to_string).collect())
 }
 
 /// `+ name: `value` (type) - ...` -> (name, value).
@@ -163,6 +175,8 @@ fn parse(text: &str) -> Blueprint {
             }
             i = j;
             continue;
+        } else if let (false, Some((path, _)), Some(methods)) = (action_open, resource.as_ref(), allow_methods(l)) {
+            bp.allows.push((n, path.clone(), methods));
         } else if group == "Group Task transitions" && l.starts_with("| ") && !l.starts_with("| Action ") {
             bp.transition_rows.push(l.trim().to_string());
         } else if indent(l) == 0 && !l.trim().is_empty() {
@@ -265,6 +279,25 @@ fn apiary_documents_exactly_the_public_routes() {
         .collect();
     for (path, method) in expected.difference(&documented) {
         bad.push(format!("{method} {path} is in ROUTES but not documented"));
+    }
+    assert!(bad.is_empty(), "apiary.apib:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn apiary_allow_sentences_match_the_route_table() {
+    let bp = blueprint();
+    let mut bad = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (line, path, methods) in &bp.allows {
+        seen.insert(path.clone());
+        match ROUTES.iter().find(|r| r.template == path) {
+            Some(r) if r.methods.iter().map(|m| m.to_string()).collect::<Vec<_>>() == *methods => {}
+            Some(r) => bad.push(format!("line {line}: {path} says Allow: {methods:?}, ROUTES has {:?}", r.methods)),
+            None => bad.push(format!("line {line}: {path} is not a template of ROUTES")),
+        }
+    }
+    for r in ROUTES.iter().filter(|r| r.public && !seen.contains(r.template)) {
+        bad.push(format!("the resource {} has no `Allow:` sentence", r.template));
     }
     assert!(bad.is_empty(), "apiary.apib:\n{}", bad.join("\n"));
 }
