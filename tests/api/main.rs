@@ -3,6 +3,7 @@
 
 mod apiary;
 mod harness;
+mod launch;
 mod placements;
 mod slice;
 
