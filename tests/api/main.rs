@@ -5,6 +5,7 @@ mod apiary;
 mod harness;
 mod launch;
 mod placements;
+mod servers;
 mod slice;
 
 // Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).

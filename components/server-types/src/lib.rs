@@ -68,20 +68,11 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
             Ok(())
         }),
         ("server_type_tag", "PUT") => {
-            let tag = ctx.param("tag").to_string();
-            validate::tag("tag", &tag)?;
-            change(&ctx, |t| {
-                t.tags.insert(tag.clone());
-                if t.tags.len() > validate::MAX_TAGS {
-                    return Err(ApiError::bad_request(format!("a server type has at most {} tags", validate::MAX_TAGS)).field("tag"));
-                }
-                Ok(())
-            })
+            let tag = ctx.param("tag");
+            validate::tag("tag", tag)?;
+            change(&ctx, |t| validate::add_tag(&mut t.tags, tag))
         }
-        ("server_type_tag", "DELETE") => {
-            let tag = ctx.param("tag").to_string();
-            change(&ctx, |t| add_or_remove(&mut t.tags, &tag, false, "tag"))
-        }
+        ("server_type_tag", "DELETE") => change(&ctx, |t| validate::remove_tag(&mut t.tags, ctx.param("tag"))),
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-types"))),
     }
 }

@@ -1,5 +1,7 @@
 //! Servers: launch (`POST /projects/{project}/servers`), `GET` and `HEAD
-//! /servers/{id}`, `GET /projects/{project}/servers/{hostname}`.
+//! /servers/{id}`, `GET /projects/{project}/servers/{hostname}`; the other
+//! single-server routes live in modules: [`patch`] (rename, transfer),
+//! [`tags`], [`console`] (console log, console URIs, diagnostics).
 //!
 //! A launch validates the whole body first, resolves the server types and
 //! the placement, asks the hypervisor for its inventory and schedules,
@@ -7,6 +9,10 @@
 //! any claim fails, so a 400 leaves nothing behind). Each server is stored
 //! BUILDING with no power state yet (Nova's NOSTATE), gets a CREATE task,
 //! and its spawn is submitted; what happens next arrives as events.
+
+mod console;
+mod patch;
+mod tags;
 
 use spin_sdk::http::Request;
 use std::collections::BTreeMap;
@@ -41,6 +47,11 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         ("project_server", "GET") => by_hostname(&ctx),
         ("server", "GET") => show(&ctx).map(|(s, who)| Reply::json(200, &server_view(&s, &who))),
         ("server", "HEAD") => show(&ctx).map(|(s, _)| state_headers(&s)),
+        ("server", "PATCH") => patch::patch(&ctx),
+        ("server_tags" | "server_tag", _) => tags::route(&ctx),
+        ("server_console_log", "GET") => console::console_log(&ctx).await,
+        ("server_console", "GET") => console::console(&ctx).await,
+        ("server_diagnostics", "GET") => console::diagnostics(&ctx).await,
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in servers"))),
     }
 }

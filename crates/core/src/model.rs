@@ -10,8 +10,9 @@
 //! has `as_str`/`parse` for headers and query filters.
 
 use crate::auth::Identity;
+use crate::error::{ApiError, ApiResult};
 use crate::events::{BlockDeviceInfo, InterfaceInfo};
-use crate::hypervisor::{Placement, PowerState, ServerSpec};
+use crate::hypervisor::{ConsoleType, Diagnostics, Placement, PowerState, ServerSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -302,6 +303,37 @@ pub struct ServerRecord {
     pub affinity: Option<Affinity>,
 }
 
+impl ServerRecord {
+    /// A locked server takes changes (PATCH, tags) from admins only: 409
+    /// for everyone else, naming `what` was refused.
+    pub fn check_unlocked(&self, who: &Identity, what: &str) -> ApiResult<()> {
+        if self.locked && !who.admin {
+            return Err(ApiError::conflict(format!(
+                "the server is locked, so only an admin may {what}; UNLOCK it first (POST /servers/{}/tasks)",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Console and diagnostics need a server that lives on a compute node:
+    /// 409 while it has none yet (BUILDING before scheduling, a failed
+    /// launch), once it is offloaded (SHELVED_OFFLOADED), and once it is
+    /// TERMINATED; `what` names the refused read.
+    pub fn check_on_node(&self, what: &str) -> ApiResult<()> {
+        let why = match self.virt_state {
+            VirtState::Terminated => Some("it is TERMINATED (RESTORE it first)"),
+            VirtState::ShelvedOffloaded => Some("it is SHELVED_OFFLOADED (UNSHELVE it first)"),
+            _ if self.compute_node_id.is_none() => Some("it is not on a compute node yet; wait until its CREATE task has placed it"),
+            _ => None,
+        };
+        match why {
+            Some(why) => Err(ApiError::conflict(format!("server {} has no {what}: {why}", self.id))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The full server as a client sees it; `_elevated` is filled for admins only.
 pub fn server_view(s: &ServerRecord, who: &Identity) -> Value {
     let elevated = if who.admin {
@@ -350,6 +382,37 @@ pub fn launch_result_view(s: &ServerRecord) -> Value {
         "hostname": s.hostname,
         "launched_at": s.launched_at,
         "_links": server_links(&s.id),
+    })
+}
+
+/// `GET /servers/{id}/diagnostics`: the hypervisor's counters, in the
+/// API's names (no driver detail), with the server's links.
+pub fn diagnostics_view(server_id: &str, d: &Diagnostics) -> Value {
+    json!({
+        "server_id": server_id,
+        "cpu_time_ns": d.cpu_time_ns,
+        "memory_used_mb": d.memory_used_mb,
+        "memory_total_mb": d.memory_total_mb,
+        "uptime_seconds": d.uptime_seconds,
+        "disks": d.disks,
+        "interfaces": d.interfaces,
+        "_links": {
+            "self": link(format!("/servers/{server_id}/diagnostics")),
+            "describedby": schema_link("diagnostics"),
+            "rel/server": link(format!("/servers/{server_id}")),
+        },
+    })
+}
+
+/// `GET /servers/{id}/consoles/{type}`: where to connect, once.
+pub fn console_view(server_id: &str, kind: ConsoleType, uri: &str) -> Value {
+    json!({
+        "type": kind.as_str(),
+        "uri": uri,
+        "_links": {
+            "describedby": schema_link("server_console"),
+            "rel/server": link(format!("/servers/{server_id}")),
+        },
     })
 }
 
@@ -606,6 +669,48 @@ pub(crate) mod tests {
         assert_eq!(user["_links"]["rel/server_tasks"]["href"], "/servers/s1/tasks");
         let admin = server_view(&s, &who(true));
         assert_eq!(admin["_elevated"]["compute_node_hostname"], "node-1");
+    }
+
+    #[test]
+    fn locked_servers_take_changes_from_admins_only() {
+        let mut s = sample_server();
+        assert!(s.check_unlocked(&who(false), "rename it").is_ok());
+        s.locked = true;
+        let e = s.check_unlocked(&who(false), "rename it").unwrap_err();
+        assert_eq!(e.status, 409);
+        assert!(e.message.contains("rename it"));
+        assert!(s.check_unlocked(&who(true), "rename it").is_ok());
+    }
+
+    #[test]
+    fn consoles_need_a_server_on_a_compute_node() {
+        let mut s = sample_server();
+        assert!(s.check_on_node("console").is_ok());
+        s.virt_state = VirtState::Terminated;
+        assert!(s.check_on_node("console").unwrap_err().message.contains("TERMINATED"));
+        s.virt_state = VirtState::ShelvedOffloaded;
+        assert_eq!(s.check_on_node("console").unwrap_err().status, 409);
+        s.virt_state = VirtState::Building;
+        s.compute_node_id = None;
+        assert_eq!(s.check_on_node("console").unwrap_err().status, 409);
+    }
+
+    #[test]
+    fn diagnostics_and_console_views_carry_their_schema_links() {
+        use crate::hypervisor::DiskCounters;
+        let d = Diagnostics {
+            cpu_time_ns: 5,
+            memory_used_mb: 1,
+            memory_total_mb: 2,
+            uptime_seconds: 3,
+            disks: vec![DiskCounters { device: "vda".into(), read_bytes: 1, write_bytes: 2, read_requests: 3, write_requests: 4 }],
+            interfaces: vec![],
+        };
+        let v = diagnostics_view("s1", &d);
+        assert_eq!(v["disks"][0]["write_requests"], 4);
+        assert_eq!(v["_links"]["describedby"]["href"], "/schemas/diagnostics");
+        let c = console_view("s1", ConsoleType::Spice, "http://x/?token=t");
+        assert_eq!((c["type"].as_str(), c["uri"].as_str()), (Some("spice"), Some("http://x/?token=t")));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const POWER_STATE_HEADER: &str = "x-openstack-compute-server-power-state";
 pub const JSON: &str = "application/json";
 pub const JSON_HOME: &str = "application/json-home";
 pub const SCHEMA_JSON: &str = "application/schema+json";
+/// The serial console log (`GET /servers/{id}/console_log`).
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Which WASI HTTP component serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +69,12 @@ pub static ROUTES: &[Route] = &[
     route("server_type_project_share", "/server_types/{server_type}/shares/projects/{project_id}", &["PUT", "DELETE"], Component::ServerTypes),
     route("project_servers", "/projects/{project_id}/servers", &["POST"], Component::Servers),
     route("project_server", "/projects/{project_id}/servers/{hostname}", &["GET"], Component::Servers),
-    route("server", "/servers/{server_id}", &["GET", "HEAD"], Component::Servers),
+    route("server", "/servers/{server_id}", &["GET", "HEAD", "PATCH"], Component::Servers),
+    route("server_tags", "/servers/{server_id}/tags", &["GET", "PUT", "DELETE"], Component::Servers),
+    route("server_tag", "/servers/{server_id}/tags/{tag}", &["PUT", "DELETE"], Component::Servers),
+    Route { format: TEXT, ..route("server_console_log", "/servers/{server_id}/console_log", &["GET"], Component::Servers) },
+    route("server_console", "/servers/{server_id}/consoles/{console_type}", &["GET"], Component::Servers),
+    route("server_diagnostics", "/servers/{server_id}/diagnostics", &["GET"], Component::Servers),
     route("server_tasks", "/servers/{server_id}/tasks", &["GET", "POST"], Component::ServerTasks),
     route("server_task", "/server_tasks/{task_id}", &["GET"], Component::ServerTasks),
     route("server_task_items", "/server_tasks/{task_id}/items", &["GET"], Component::ServerTasks),
@@ -145,6 +152,7 @@ fn var_uri(var: &str) -> &'static str {
         "placement_id" => "/schemas/placement#/properties/id",
         "user_id" => "/schemas/server_type#/properties/shares/properties/users/items",
         "tag" => "/schemas/tag",
+        "console_type" => "/schemas/server_console#/properties/type",
         _ => "/schemas",
     }
 }
@@ -212,7 +220,10 @@ mod tests {
         let server = &home["resources"]["rel/server"];
         assert_eq!(server["href-template"], "/servers/{server_id}");
         assert_eq!(server["href-vars"]["server_id"], "/schemas/server#/properties/id");
-        assert_eq!(server["hints"]["allow"], json!(["GET", "HEAD"]));
+        assert_eq!(server["hints"]["allow"], json!(["GET", "HEAD", "PATCH"]));
+        let log = &home["resources"]["rel/server_console_log"];
+        assert!(log["hints"]["formats"].get(TEXT).is_some(), "{log}");
+        assert_eq!(home["resources"]["rel/server_console"]["href-vars"]["console_type"], "/schemas/server_console#/properties/type");
         assert!(server["hints"]["formats"].get(JSON).is_some());
         assert_eq!(home["resources"]["rel/schemas"]["href"], "/schemas");
         assert_eq!(home["resources"]["rel/project_servers"]["hints"]["acceptPost"], json!([JSON]));

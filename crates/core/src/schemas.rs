@@ -830,6 +830,24 @@ mod tests {
     }
 
     #[test]
+    fn diagnostics_schema_names_every_field_of_the_view() {
+        use crate::hypervisor::{Diagnostics, DiskCounters, InterfaceCounters};
+        let d = Diagnostics {
+            cpu_time_ns: 1, memory_used_mb: 1, memory_total_mb: 1, uptime_seconds: 1,
+            disks: vec![DiskCounters { device: "vda".into(), read_bytes: 1, write_bytes: 1, read_requests: 1, write_requests: 1 }],
+            interfaces: vec![InterfaceCounters { name: "eth0".into(), rx_bytes: 1, tx_bytes: 1, rx_packets: 1, tx_packets: 1 }],
+        };
+        let view = crate::model::diagnostics_view("s", &d);
+        let s = diagnostics();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&view), keys(&s["properties"]));
+        assert_eq!(keys(&view["disks"][0]), keys(&s["properties"]["disks"]["items"]["properties"]));
+        assert_eq!(keys(&view["interfaces"][0]), keys(&s["properties"]["interfaces"]["items"]["properties"]));
+        let console = crate::model::console_view("s", ConsoleType::Rdp, "u");
+        assert_eq!(keys(&console), keys(&server_console()["properties"]));
+    }
+
+    #[test]
     fn task_schema_serves_the_transition_table_and_enums() {
         let s = server_task();
         assert_eq!(s["x-transitions"].as_array().unwrap().len(), TaskAction::ALL.len());

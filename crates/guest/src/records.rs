@@ -21,11 +21,22 @@ pub fn visible_server(kv: &Kv, who: &Identity, raw: &str) -> ApiResult<ServerRec
 }
 
 /// The task named by the path segment `raw`, if `who` may see it.
+///
+/// A task is visible to whoever may see its server *now*: a server
+/// transferred to another project (`PATCH /servers/{id}` with
+/// `project_id`) takes its task history along, and the old project loses
+/// it. So the server's current project decides, not the task's
+/// `project_id` (the project at the time the task started); admins skip
+/// that extra read.
 pub fn visible_task(kv: &Kv, who: &Identity, raw: &str) -> ApiResult<TaskRecord> {
     let not_found = || ApiError::not_found(format!("no server task {raw} visible to you"));
     let id = parse_uuid(raw).ok_or_else(not_found)?;
     let task: TaskRecord = kv.get_json(&keys::task(&id))?.ok_or_else(not_found)?;
-    if !who.can_act_in(&task.project_id) {
+    if who.admin {
+        return Ok(task);
+    }
+    let server: Option<ServerRecord> = kv.get_json(&keys::server(&task.server_id))?;
+    if !server.is_some_and(|s| who.can_act_in(&s.project_id)) {
         return Err(not_found());
     }
     Ok(task)
