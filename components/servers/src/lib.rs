@@ -10,6 +10,7 @@
 //! BUILDING with no power state yet (Nova's NOSTATE), gets a CREATE task,
 //! and its spawn is submitted; what happens next arrives as events.
 
+mod affinity;
 mod console;
 mod patch;
 mod tags;
@@ -171,13 +172,14 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
     let mut plans = validate::launch(&ctx.body, &mut random_digit)?;
     let kv = Kv::open()?;
     let resolved = resolve(&kv, who, &plans).await?;
+    let affinity = affinity::resolve(&kv, who, &project, &ctx.body, &plans)?;
     let ids: Vec<String> = plans.iter().map(|_| new_id()).collect();
     claim_hostnames(&kv, &project, &mut plans, &ids)?;
 
     let now = time::now();
     let create = transitions::get(TaskAction::Create);
     let mut started = Vec::with_capacity(plans.len());
-    for (plan, id) in plans.into_iter().zip(ids) {
+    for ((plan, id), affinity) in plans.into_iter().zip(ids).zip(affinity) {
         let spec = resolved.types[&plan.type_id].spec.clone();
         // No qualifying node: the CREATE task is aborted with the reason
         // (see vnext_core::scheduler), never submitted with no candidates.
@@ -186,7 +188,7 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             &resolved.placements,
             &spec.server_spec(),
             plan.placement_id.as_deref(),
-            None,
+            affinity.as_ref(),
         );
         let candidates = scheduled.clone().unwrap_or_default();
         let task_id = new_id();
