@@ -4,6 +4,7 @@
 mod apiary;
 mod harness;
 mod launch;
+mod lists;
 mod placements;
 mod servers;
 mod slice;

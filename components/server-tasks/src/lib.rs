@@ -11,7 +11,7 @@ use spin_sdk::http::Request;
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::new_id;
-use vnext_core::keys::{self, IdList};
+use vnext_core::keys;
 use vnext_core::model::{
     ItemState, ServerRecord, ServerTypeRecord, TaskAction, TaskRecord, TaskState, task_item_view, task_view,
 };
@@ -20,6 +20,7 @@ use vnext_core::routes::Component;
 use vnext_core::transitions::{self, ActionInputs};
 use vnext_core::validate::{self, NewTask};
 use vnext_core::{scheduler, time};
+use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
 use vnext_guest::{hv, records, tasks};
@@ -76,16 +77,12 @@ fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let states = paging::enum_filter(&ctx.query, "state", TaskState::parse, &TaskState::names())?;
     let kv = Kv::open()?;
     let server = visible_server(&kv, ctx)?;
-    let list: IdList = kv.get_json(&keys::server_tasks(&server.id))?.unwrap_or_default();
-    let task_keys: Vec<String> = list.ids.iter().rev().map(|id| keys::task(id)).collect();
-    let tasks: Vec<TaskRecord> = kv.get_many::<TaskRecord>(&task_keys)?.into_iter().flatten().collect();
-    let chosen: Vec<&TaskRecord> = tasks
-        .iter()
-        .filter(|t| states.is_empty() || states.contains(&t.state))
-        .filter(|t| since.as_ref().is_none_or(|s| t.updated_at >= *s))
-        .collect();
-    let (page, next) = paging::page(chosen, |t| t.id.as_str(), &q)?;
-    let views = page.into_iter().map(task_view).collect();
+    let keep = |t: &TaskRecord| {
+        (states.is_empty() || states.contains(&t.state)) && since.as_ref().is_none_or(|s| t.updated_at >= *s)
+    };
+    let index = Index::new(&kv, keys::server_tasks_index(&server.id));
+    let (page, next) = index.list(Order::NewestFirst, &q, |id| keys::task(id), keep, |t: &TaskRecord| t.id.as_str())?;
+    let views = page.iter().map(task_view).collect();
     let base = format!("/servers/{}/tasks", server.id);
     Ok(Reply::json(200, &paging::collection("server_tasks", views, &base, &ctx.query, next)))
 }
@@ -183,12 +180,8 @@ async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     if immediate {
         task.state = TaskState::Completed;
     }
+    Index::new(&kv, keys::server_tasks_index(&server.id)).append(&task_id)?;
     kv.put_json(&keys::task(&task_id), &task)?;
-    kv.update_json(&keys::server_tasks(&server.id), |l: Option<IdList>| {
-        let mut l = l.unwrap_or_default();
-        l.ids.push(task_id.clone());
-        Ok(l)
-    })?;
     let inputs = ActionInputs { server: &claimed, candidates, password: new.password.clone(), resize_spec };
     if let Some(action) = transitions::hypervisor_action(new.action, &task.args, inputs)? {
         tasks::submit_or_abort(&kv, &task, action).await?;

@@ -1,4 +1,4 @@
-//! Server types (flavors): `POST /server_types`,
+//! Server types (flavors): `GET|POST /server_types`,
 //! `GET|PATCH|DELETE /server_types/{id or name}`, and the tag and share
 //! routes below it. Only the owner (its creator's project) or an admin may
 //! change a type or see its shares.
@@ -14,7 +14,8 @@ use vnext_core::ids::{new_id, parse_id, parse_uuid};
 use vnext_core::keys::{self, NameClaim};
 use vnext_core::model::{ServerTypeRecord, Shares, Visibility, server_type_view};
 use vnext_core::routes::Component;
-use vnext_core::{time, validate};
+use vnext_core::{paging, time, validate};
+use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
 
@@ -26,6 +27,7 @@ async fn handle(req: Request) -> web::Response {
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("server_types", "POST") => create(&ctx),
+        ("server_types", "GET") => list(&ctx),
         ("server_type", "GET") => show(&ctx),
         ("server_type", "PATCH") => patch(&ctx),
         ("server_type", "DELETE") => delete(&ctx),
@@ -89,6 +91,8 @@ fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let kv = Kv::open()?;
     let id = new_id();
     claim_name(&kv, &new.name, &id)?;
+    // Index entry first: an id without its record is skipped by lists.
+    Index::new(&kv, keys::SERVER_TYPES_INDEX).append(&id)?;
     let record = ServerTypeRecord {
         id: id.clone(),
         name: new.name,
@@ -103,6 +107,25 @@ fn create(ctx: &Ctx) -> ApiResult<Reply> {
     };
     kv.put_json(&keys::server_type(&id), &record)?;
     Ok(Reply::json(201, &server_type_view(&record, who)).header("location", format!("/server_types/{id}")))
+}
+
+/// `GET /server_types?limit&marker&tag`: every type the caller may see
+/// (PUBLIC, its project's own, shared with its user or project), in
+/// creation order. One index holds every type and visibility is a filter:
+/// a deployment has tens of types, not millions.
+fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let q = paging::page_query(&ctx.query, &["tag"])?;
+    let tags: Vec<&str> = ctx.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
+    for t in &tags {
+        validate::tag("tag", t)?;
+    }
+    let keep = |t: &ServerTypeRecord| t.visible_to(who) && (tags.is_empty() || tags.iter().any(|tag| t.tags.contains(*tag)));
+    let kv = Kv::open()?;
+    let index = Index::new(&kv, keys::SERVER_TYPES_INDEX);
+    let (types, next) = index.list(Order::OldestFirst, &q, |id| keys::server_type(id), keep, |t| t.id.as_str())?;
+    let views = types.iter().map(|t| server_type_view(t, who)).collect();
+    Ok(Reply::json(200, &paging::collection("server_types", views, "/server_types", &ctx.query, next)))
 }
 
 /// The type named by the path (a segment that parses as a UUID is an id,
@@ -225,6 +248,7 @@ fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     let kv = Kv::open()?;
     let record = find_owned(&kv, ctx)?;
     kv.delete(&keys::server_type(&record.id))?;
+    Index::new(&kv, keys::SERVER_TYPES_INDEX).remove(&record.id)?;
     release_name(&kv, &record.name, &record.id)?;
     Ok(Reply::empty(204))
 }

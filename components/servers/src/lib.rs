@@ -12,6 +12,7 @@
 
 mod affinity;
 mod console;
+mod list;
 mod patch;
 mod tags;
 
@@ -21,7 +22,7 @@ use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::hypervisor::{ComputeNode, Placement};
 use vnext_core::ids::{new_id, parse_id, parse_uuid, random_digit};
-use vnext_core::keys::{self, HostnameClaim, IdList};
+use vnext_core::keys::{self, HostnameClaim};
 use vnext_core::model::{
     Networking, ServerRecord, ServerTypeRecord, TaskAction, TaskArgs, TaskRecord, VirtState, launch_result_view,
     power_state_str, server_view,
@@ -30,6 +31,7 @@ use vnext_core::routes::{self, Component};
 use vnext_core::transitions::{self, ActionInputs};
 use vnext_core::validate::{self, LaunchPlan};
 use vnext_core::{scheduler, time};
+use vnext_guest::index::Index;
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
 use vnext_guest::{hv, records, tasks};
@@ -45,6 +47,8 @@ async fn handle(req: Request) -> web::Response {
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("project_servers", "POST") => launch(&ctx).await,
+        ("project_servers", "GET") => list::project_servers(&ctx),
+        ("servers", "GET") => list::all_servers(&ctx),
         ("project_server", "GET") => by_hostname(&ctx),
         ("server", "GET") => show(&ctx).map(|(s, who)| Reply::json(200, &server_view(&s, &who))),
         ("server", "HEAD") => show(&ctx).map(|(s, _)| state_headers(&s)),
@@ -176,6 +180,10 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
     let ids: Vec<String> = plans.iter().map(|_| new_id()).collect();
     claim_hostnames(&kv, &project, &mut plans, &ids)?;
 
+    // Listed in launch order, with one page write per index for the batch.
+    Index::new(&kv, keys::SERVERS_INDEX).append_many(&ids)?;
+    Index::new(&kv, keys::project_servers_index(&project)).append_many(&ids)?;
+
     let now = time::now();
     let create = transitions::get(TaskAction::Create);
     let mut started = Vec::with_capacity(plans.len());
@@ -221,9 +229,12 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
         };
         let task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
             create.items, &now, &mut new_id);
+        // Index entries before records: an id whose record is not written
+        // yet is skipped by lists, while a record missing from its index
+        // would be lost to them.
+        Index::new(&kv, keys::server_tasks_index(&id)).append(&task_id)?;
         kv.put_json(&keys::server(&id), &server)?;
         kv.put_json(&keys::task(&task_id), &task)?;
-        kv.put_json(&keys::server_tasks(&id), &IdList { ids: vec![task_id] })?;
         let inputs = ActionInputs { server: &server, candidates, password: None, resize_spec: None };
         let action = transitions::hypervisor_action(TaskAction::Create, &task.args, inputs)?
             .ok_or_else(|| ApiError::internal("CREATE has no hypervisor action; report this"))?;

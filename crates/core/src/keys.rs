@@ -12,7 +12,7 @@
 //! | `server/{id}` | [`crate::model::ServerRecord`] |
 //! | `project/{p}/hostname/{h}` | [`HostnameClaim`] `{"server_id": ...}` |
 //! | `task/{id}` | [`crate::model::TaskRecord`], items embedded |
-//! | `server/{id}/tasks` | [`IdList`]: the server's task ids, oldest first |
+//! | `index/{collection}/...` | the collection indexes of [`crate::index`] |
 //!
 //! Uniqueness (type names, hostnames) is a *claim* record created with
 //! compare-and-swap on an absent key: whoever creates it owns the name, and
@@ -21,18 +21,18 @@
 //! reader treats a dangling claim as absent, and a claim is released by
 //! deleting it after its record is gone.
 //!
-//! Lists (later issue): collections are paged index records,
-//! `index/{collection}/page/{n}` holding up to [`INDEX_PAGE_SIZE`] ids in
-//! creation order plus `index/{collection}/head` with the last page number.
-//! Appending is a CAS on the last page (or a new page plus a CAS on the
-//! head), so listing reads O(page) records and never scans keys. Collection
-//! names: `server_types`, `servers`, `project/{p}/servers`.
-//! The per-server task list above is small and unpaged for the slice.
+//! Lists never scan keys: every collection has an index (pages of ids,
+//! see [`crate::index`]) kept by the writers with compare-and-swap.
+//! Collections: [`SERVER_TYPES_INDEX`], [`SERVERS_INDEX`] (every server),
+//! [`project_servers_index`] (a project's servers) and
+//! [`server_tasks_index`] (a server's task history).
 
 use serde::{Deserialize, Serialize};
 
-/// Ids per index page (see module docs).
-pub const INDEX_PAGE_SIZE: usize = 256;
+/// Collection of every server type.
+pub const SERVER_TYPES_INDEX: &str = "server_types";
+/// Collection of every server (admin lists across projects).
+pub const SERVERS_INDEX: &str = "servers";
 
 pub fn server_type(id: &str) -> String {
     format!("server_type/{id}")
@@ -55,7 +55,13 @@ pub fn task(id: &str) -> String {
     format!("task/{id}")
 }
 
-pub fn server_tasks(server_id: &str) -> String {
+/// Collection of one project's servers.
+pub fn project_servers_index(project_id: &str) -> String {
+    format!("project/{project_id}/servers")
+}
+
+/// Collection of one server's tasks (its history).
+pub fn server_tasks_index(server_id: &str) -> String {
     format!("server/{server_id}/tasks")
 }
 
@@ -65,6 +71,11 @@ pub fn index_head(collection: &str) -> String {
 
 pub fn index_page(collection: &str, page: u64) -> String {
     format!("index/{collection}/page/{page}")
+}
+
+/// Which page of `collection` holds `id`.
+pub fn index_at(collection: &str, id: &str) -> String {
+    format!("index/{collection}/at/{id}")
 }
 
 /// Value of `server_type_name/{name}`.
@@ -79,7 +90,7 @@ pub struct HostnameClaim {
     pub server_id: String,
 }
 
-/// A list of ids (the per-server task list; later, index pages).
+/// A list of ids (an index page).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdList {
     pub ids: Vec<String>,
@@ -95,22 +106,14 @@ mod tests {
         assert_eq!(server_type_name("m1.small"), "server_type_name/m1.small");
         assert_eq!(server("s"), "server/s");
         assert_eq!(task("t"), "task/t");
-        assert_eq!(server_tasks("s"), "server/s/tasks");
-        assert_eq!(index_page("project/p/servers", 3), "index/project/p/servers/page/3");
+        assert_eq!(index_page(&project_servers_index("p"), 3), "index/project/p/servers/page/3");
+        assert_eq!(index_at(&server_tasks_index("s"), "t"), "index/server/s/tasks/at/t");
+        assert_eq!(index_head(SERVERS_INDEX), "index/servers/head");
     }
 
     #[test]
     fn hostname_claims_ignore_case() {
         assert_eq!(hostname("p", "Web-1"), hostname("p", "web-1"));
         assert_eq!(hostname("p", "web-1"), "project/p/hostname/web-1");
-    }
-
-    #[test]
-    fn a_server_record_and_its_task_list_differ_by_segment_count() {
-        // Both start with `server/`; ids are UUIDs (no `/`), so only the
-        // task list has a second segment.
-        let id = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
-        assert_eq!(server(id).matches('/').count(), 1);
-        assert_eq!(server_tasks(id).matches('/').count(), 2);
     }
 }

@@ -13,7 +13,8 @@
 //!   rules as JSON Schema documents.
 //! - [`transitions`]: the task-action table (Nova semantics) and the
 //!   hypervisor action of a task; [`progress`]: applying progress events.
-//! - [`keys`]: the key-value layout; [`paging`]: collection pages.
+//! - [`keys`]: the key-value layout; [`index`]: the collection indexes that
+//!   make lists O(page); [`paging`]: `limit`/`marker` and collection bodies.
 //! - [`auth`]: identities and the token verifier trait.
 //! - [`routes`]: the route table, dispatch and JSON-Home.
 //! - [`scheduler`]: candidate compute nodes for a launch.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod events;
 pub mod hypervisor;
 pub mod ids;
+pub mod index;
 pub mod keys;
 pub mod model;
 pub mod paging;

@@ -367,6 +367,17 @@ pub fn server_view(s: &ServerRecord, who: &Identity) -> Value {
     })
 }
 
+/// A server as list routes show it: the full view without the bulky
+/// `networking` and `block_devices` (GET the server for those).
+pub fn server_summary_view(s: &ServerRecord, who: &Identity) -> Value {
+    let mut v = server_view(s, who);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("networking");
+        o.remove("block_devices");
+    }
+    v
+}
+
 fn server_links(id: &str) -> Value {
     json!({
         "self": link(format!("/servers/{id}")),

@@ -60,15 +60,16 @@ pub static ROUTES: &[Route] = &[
     Route { format: JSON_HOME, auth: false, ..route("home", "/", &["GET"], Component::Root) },
     Route { auth: false, ..route("schemas", "/schemas", &["GET"], Component::Root) },
     Route { format: SCHEMA_JSON, auth: false, ..route("schema", "/schemas/{object}", &["GET"], Component::Root) },
-    route("server_types", "/server_types", &["POST"], Component::ServerTypes),
+    route("server_types", "/server_types", &["GET", "POST"], Component::ServerTypes),
     route("server_type", "/server_types/{server_type}", &["GET", "PATCH", "DELETE"], Component::ServerTypes),
     route("server_type_tags", "/server_types/{server_type}/tags", &["GET", "PUT", "DELETE"], Component::ServerTypes),
     route("server_type_tag", "/server_types/{server_type}/tags/{tag}", &["PUT", "DELETE"], Component::ServerTypes),
     route("server_type_shares", "/server_types/{server_type}/shares", &["GET", "PUT", "DELETE"], Component::ServerTypes),
     route("server_type_user_share", "/server_types/{server_type}/shares/users/{user_id}", &["PUT", "DELETE"], Component::ServerTypes),
     route("server_type_project_share", "/server_types/{server_type}/shares/projects/{project_id}", &["PUT", "DELETE"], Component::ServerTypes),
-    route("project_servers", "/projects/{project_id}/servers", &["POST"], Component::Servers),
+    route("project_servers", "/projects/{project_id}/servers", &["GET", "POST"], Component::Servers),
     route("project_server", "/projects/{project_id}/servers/{hostname}", &["GET"], Component::Servers),
+    route("servers", "/servers", &["GET"], Component::Servers),
     route("server", "/servers/{server_id}", &["GET", "HEAD", "PATCH"], Component::Servers),
     route("server_tags", "/servers/{server_id}/tags", &["GET", "PUT", "DELETE"], Component::Servers),
     route("server_tag", "/servers/{server_id}/tags/{tag}", &["PUT", "DELETE"], Component::Servers),
@@ -208,7 +209,7 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_empty_or_bad_segments_do_not_match() {
-        for p in ["/nope", "/servers", "/servers/", "/servers/a/b/c", "/servers/%zz", "/servers/%ff", "//"] {
+        for p in ["/nope", "/server", "/servers/", "/servers/a/b/c", "/servers/%zz", "/servers/%ff", "//"] {
             assert!(match_path(p).is_none(), "{p}");
         }
     }

@@ -115,3 +115,29 @@ impl Kv {
         }
     }
 }
+
+/// The collection indexes of `vnext_core::index` run on this store.
+impl vnext_core::index::Records for Kv {
+    fn get_json<T: DeserializeOwned>(&self, key: &str) -> ApiResult<Option<T>> {
+        Kv::get_json(self, key)
+    }
+    fn get_many<T: DeserializeOwned>(&self, keys: &[String]) -> ApiResult<Vec<Option<T>>> {
+        Kv::get_many(self, keys)
+    }
+    fn put_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<()> {
+        Kv::put_json(self, key, value)
+    }
+    fn create_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<bool> {
+        Kv::create_json(self, key, value)
+    }
+    fn update_json<T, F>(&self, key: &str, f: F) -> ApiResult<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> ApiResult<T>,
+    {
+        Kv::update_json(self, key, f)
+    }
+    fn delete(&self, key: &str) -> ApiResult<()> {
+        Kv::delete(self, key)
+    }
+}

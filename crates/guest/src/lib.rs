@@ -5,7 +5,8 @@
 //!   cover: `vnext:compute/hypervisor@0.1.0` and `wasi:keyvalue@0.2.0-draft2`
 //!   (store, atomics, batch).
 //! - [`kv`]: JSON records in the `default` store, with compare-and-swap updates;
-//!   [`records`]: loading servers and tasks the caller may see.
+//!   [`records`]: loading servers and tasks the caller may see; [`index`]:
+//!   the collection indexes behind every list (logic in `vnext_core::index`).
 //! - [`web`]: request parsing, authentication, dispatch through the core
 //!   route table, and responses (request id, API version, error shape).
 //! - [`tasks`]: submitting a task's operation (or recording its failure).
@@ -18,6 +19,10 @@
 pub mod bindings;
 pub mod hv;
 pub mod kv;
+/// The collection indexes (`vnext_core::index`), usable with [`kv::Kv`].
+pub mod index {
+    pub use vnext_core::index::*;
+}
 pub mod records;
 pub mod tasks;
 pub mod web;

@@ -1,0 +1,151 @@
+//! The two server lists: `GET /projects/{project}/servers` and
+//! `GET /servers`, with `limit`/`marker`, `since` (changed since),
+//! `virt_state`, `power_state`, `launched_by` and `tag` (repeatable, OR
+//! within one filter, AND across filters), and for `/servers` `project`.
+//!
+//! Both read a collection index (`vnext_core::index`): a project's list
+//! its project index, `/servers` the caller's project index, or, for an
+//! admin, the index of every server (or the one project named). Items are
+//! the summary view (no networking, no block devices).
+//!
+//! Non-admins see their own project only: naming another project or
+//! another user in a filter is 400 (the spec's rule; a 404 would suggest
+//! the filter was fine and the data absent).
+
+use vnext_core::auth::Identity;
+use vnext_core::error::{ApiError, ApiResult};
+use vnext_core::ids::{parse_id, parse_uuid};
+use vnext_core::keys;
+use vnext_core::hypervisor::PowerState;
+use vnext_core::model::{ServerRecord, VirtState, parse_power_state, server_summary_view};
+use vnext_core::paging::{self, PageQuery};
+use vnext_core::validate;
+use vnext_guest::index::{Index, Order};
+use vnext_guest::kv::Kv;
+use vnext_guest::web::{Ctx, Reply};
+
+/// The filters every server list takes.
+const FILTERS: &[&str] = &["since", "virt_state", "power_state", "launched_by", "tag"];
+
+/// A parsed filter set; an empty list means "any".
+struct Filters {
+    since: Option<String>,
+    virt: Vec<VirtState>,
+    power: Vec<PowerState>,
+    launched_by: Vec<String>,
+    tags: Vec<String>,
+    projects: Vec<String>,
+}
+
+impl Filters {
+    fn parse(ctx: &Ctx, who: &Identity) -> ApiResult<Self> {
+        let q = &ctx.query;
+        let values = |name: &'static str| q.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str());
+        let ids = |name: &'static str| -> ApiResult<Vec<String>> { values(name).map(|v| parse_id(name, v)).collect() };
+        let launched_by = ids("launched_by")?;
+        if !who.admin {
+            if let Some(other) = launched_by.iter().find(|u| **u != who.user_id) {
+                return Err(ApiError::bad_request(format!(
+                    "launched_by {other} is not you; without admin rights you may filter on your own user id only"
+                ))
+                .field("launched_by"));
+            }
+        }
+        let tags: Vec<String> = values("tag").map(str::to_string).collect();
+        for t in &tags {
+            validate::tag("tag", t)?;
+        }
+        Ok(Filters {
+            since: paging::since(q)?,
+            virt: paging::enum_filter(q, "virt_state", VirtState::parse, &VirtState::names())?,
+            power: paging::enum_filter(q, "power_state", parse_power_state, &power_state_names())?,
+            launched_by,
+            tags,
+            projects: ids("project")?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.virt.is_empty()
+            && self.power.is_empty()
+            && self.launched_by.is_empty()
+            && self.tags.is_empty()
+            && self.projects.is_empty()
+    }
+
+    fn keep(&self, s: &ServerRecord) -> bool {
+        self.since.as_ref().is_none_or(|t| s.updated_at >= *t)
+            && (self.virt.is_empty() || self.virt.contains(&s.virt_state))
+            && (self.power.is_empty() || s.power_state.is_some_and(|p| self.power.contains(&p)))
+            && (self.launched_by.is_empty() || self.launched_by.contains(&s.launched_by))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| s.tags.contains(t)))
+            && (self.projects.is_empty() || self.projects.contains(&s.project_id))
+    }
+}
+
+fn power_state_names() -> Vec<&'static str> {
+    use vnext_core::model::power_state_str;
+    [PowerState::Running, PowerState::Paused, PowerState::Shutdown, PowerState::Crashed, PowerState::Suspended]
+        .into_iter()
+        .map(power_state_str)
+        .collect()
+}
+
+/// Renders one page of `collection` kept by `filters`.
+fn page(ctx: &Ctx, who: &Identity, q: &PageQuery, collection: String, filters: &Filters, base: &str) -> ApiResult<Reply> {
+    let kv = Kv::open()?;
+    let index = Index::new(&kv, collection);
+    let (servers, next) = if filters.is_empty() {
+        index.list(Order::OldestFirst, q, |id| keys::server(id), |_: &ServerRecord| true, |s| s.id.as_str())?
+    } else {
+        index.list(Order::OldestFirst, q, |id| keys::server(id), |s: &ServerRecord| filters.keep(s), |s| s.id.as_str())?
+    };
+    let views = servers.iter().map(|s| server_summary_view(s, who)).collect();
+    Ok(Reply::json(200, &paging::collection("servers", views, base, &ctx.query, next)))
+}
+
+/// `/servers` also takes `project`.
+const ALL_FILTERS: &[&str] = &["since", "virt_state", "power_state", "launched_by", "tag", "project"];
+
+/// `GET /projects/{project}/servers`.
+pub fn project_servers(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let raw = ctx.param("project_id");
+    let not_found = || ApiError::not_found(format!("no project {raw} visible to you"));
+    let project = parse_uuid(raw).ok_or_else(not_found)?;
+    if !who.can_act_in(&project) {
+        return Err(not_found());
+    }
+    let q = paging::page_query(&ctx.query, FILTERS)?;
+    let filters = Filters::parse(ctx, who)?;
+    page(ctx, who, &q, keys::project_servers_index(&project), &filters, &format!("/projects/{project}/servers"))
+}
+
+/// `GET /servers`: the caller's project, or for admins every project (or
+/// those named by `project`).
+pub fn all_servers(ctx: &Ctx) -> ApiResult<Reply> {
+    let who = ctx.who()?;
+    let q = paging::page_query(&ctx.query, ALL_FILTERS)?;
+    let mut filters = Filters::parse(ctx, who)?;
+    if !who.admin {
+        if let Some(other) = filters.projects.iter().find(|p| **p != who.project_id) {
+            return Err(ApiError::bad_request(format!(
+                "project {other} is not your project; without admin rights you may list project {} only",
+                who.project_id
+            ))
+            .field("project"));
+        }
+        filters.projects.clear();
+        return page(ctx, who, &q, keys::project_servers_index(&who.project_id), &filters, "/servers");
+    }
+    match filters.projects.as_slice() {
+        // One project: its own index is the shorter walk.
+        [one] => {
+            let collection = keys::project_servers_index(one);
+            filters.projects.clear();
+            page(ctx, who, &q, collection, &filters, "/servers")
+        }
+        _ => page(ctx, who, &q, keys::SERVERS_INDEX.to_string(), &filters, "/servers"),
+    }
+}
