@@ -91,6 +91,12 @@ fn by_hostname(host: &Host, token: &str, project: &str, hostname: &str) -> Resp 
     send("GET", &host.url(&format!("/projects/{project}/servers/{hostname}")), Some(token), None)
 }
 
+fn listed_ids(host: &Host, token: &str, project: &str) -> Vec<String> {
+    let r = send("GET", &host.url(&format!("/projects/{project}/servers?limit=1000")), Some(token), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["servers"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+}
+
 #[test]
 fn patch_renames_with_claims_and_refuses_bad_bodies() {
     let host = Host::vnext();
@@ -185,7 +191,9 @@ fn transfer_moves_the_server_its_tasks_and_its_name_to_the_other_project() {
     assert_eq!(tasks.status, 200, "{}", tasks.body);
     assert_eq!(tasks.json()["server_tasks"][0]["id"], create_task["id"]);
 
-    // The old name is free in the old project.
+    // The project lists follow, and the old name is free in the old project.
+    assert!(listed_ids(&host, &member_b(), PROJECT_B).contains(app));
+    assert!(!listed_ids(&host, &member_a(), PROJECT_A).contains(app));
     assert_eq!(patch(&host, &member_a(), dup, &json!({"hostname": "app"})).status, 204);
 
     // The new project's members own it now: they can act on it.

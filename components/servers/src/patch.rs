@@ -25,6 +25,7 @@ use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::keys::{self, HostnameClaim};
 use vnext_core::model::ServerRecord;
 use vnext_core::{time, validate};
+use vnext_guest::index::Index;
 use vnext_guest::kv::Kv;
 use vnext_guest::records;
 use vnext_guest::web::{Ctx, Reply};
@@ -68,6 +69,10 @@ pub fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     }
     if moves_claim {
         release(&kv, &old_claim, &server.id)?;
+    }
+    if project != server.project_id {
+        Index::new(&kv, keys::project_servers_index(&server.project_id)).remove(&server.id)?;
+        Index::new(&kv, keys::project_servers_index(&project)).append(&server.id)?;
     }
     Ok(Reply::empty(204))
 }
