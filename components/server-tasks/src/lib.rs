@@ -132,6 +132,13 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             // until then MOVE ignores it, as before affinity was applied.
             let mut candidates = scheduler::candidates(&nodes, &placements, &server.spec.server_spec(), placement, None);
             candidates.retain(|n| Some(n) != server.compute_node_id.as_ref());
+            // The adapter reads an empty list as "any node": never send one,
+            // or a MOVE could leave its placement.
+            if candidates.is_empty() {
+                return Err(ApiError::conflict(
+                    "no other compute node in the placement has room for this server now; MOVE it later or to another placement_id",
+                ));
+            }
             Ok((candidates, None))
         }
         _ => Ok((Vec::new(), None)),

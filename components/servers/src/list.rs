@@ -65,15 +65,6 @@ impl Filters {
         })
     }
 
-    fn is_empty(&self) -> bool {
-        self.since.is_none()
-            && self.virt.is_empty()
-            && self.power.is_empty()
-            && self.launched_by.is_empty()
-            && self.tags.is_empty()
-            && self.projects.is_empty()
-    }
-
     fn keep(&self, s: &ServerRecord) -> bool {
         self.since.as_ref().is_none_or(|t| s.updated_at >= *t)
             && (self.virt.is_empty() || self.virt.contains(&s.virt_state))
@@ -96,11 +87,8 @@ fn power_state_names() -> Vec<&'static str> {
 fn page(ctx: &Ctx, who: &Identity, q: &PageQuery, collection: String, filters: &Filters, base: &str) -> ApiResult<Reply> {
     let kv = Kv::open()?;
     let index = Index::new(&kv, collection);
-    let (servers, next) = if filters.is_empty() {
-        index.list(Order::OldestFirst, q, |id| keys::server(id), |_: &ServerRecord| true, |s| s.id.as_str())?
-    } else {
-        index.list(Order::OldestFirst, q, |id| keys::server(id), |s: &ServerRecord| filters.keep(s), |s| s.id.as_str())?
-    };
+    let (servers, next) =
+        index.list(Order::OldestFirst, q, |id| keys::server(id), |s: &ServerRecord| filters.keep(s), |s| s.id.as_str())?;
     let views = servers.iter().map(|s| server_summary_view(s, who)).collect();
     Ok(Reply::json(200, &paging::collection("servers", views, base, &ctx.query, next)))
 }
@@ -118,7 +106,10 @@ pub fn project_servers(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(not_found());
     }
     let q = paging::page_query(&ctx.query, FILTERS)?;
-    let filters = Filters::parse(ctx, who)?;
+    let mut filters = Filters::parse(ctx, who)?;
+    // Second line of defence: a project's index only ever shows that
+    // project's servers, even if a transfer left a stale entry behind.
+    filters.projects = vec![project.clone()];
     page(ctx, who, &q, keys::project_servers_index(&project), &filters, &format!("/projects/{project}/servers"))
 }
 
@@ -136,14 +127,13 @@ pub fn all_servers(ctx: &Ctx) -> ApiResult<Reply> {
             ))
             .field("project"));
         }
-        filters.projects.clear();
+        filters.projects = vec![who.project_id.clone()];
         return page(ctx, who, &q, keys::project_servers_index(&who.project_id), &filters, "/servers");
     }
     match filters.projects.as_slice() {
         // One project: its own index is the shorter walk.
         [one] => {
             let collection = keys::project_servers_index(one);
-            filters.projects.clear();
             page(ctx, who, &q, collection, &filters, "/servers")
         }
         _ => page(ctx, who, &q, keys::SERVERS_INDEX.to_string(), &filters, "/servers"),
