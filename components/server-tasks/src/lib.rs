@@ -33,8 +33,12 @@ async fn handle(req: Request) -> web::Response {
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("server_tasks", "POST") => start(&ctx).await,
-        ("server_tasks", "GET") => list(&ctx),
-        ("server_task", "GET") => Ok(Reply::json(200, &task_view(&visible_task(&ctx)?))),
+        ("server_tasks", "GET") => list(&ctx).await,
+        ("server_task", "GET") => {
+            let task = visible_task(&ctx)?;
+            tasks::reconcile(&Kv::open()?, &task).await?;
+            Ok(Reply::json(200, &task_view(&task)))
+        }
         ("server_task_items", "GET") => items(&ctx),
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-tasks"))),
     }
@@ -71,7 +75,7 @@ fn items(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /servers/{id}/tasks?limit&marker&since&state`, newest first.
-fn list(ctx: &Ctx) -> ApiResult<Reply> {
+async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let q = paging::page_query(&ctx.query, &["since", "state"])?;
     let since = paging::since(&ctx.query)?;
     let states = paging::enum_filter(&ctx.query, "state", TaskState::parse, &TaskState::names())?;
@@ -82,6 +86,9 @@ fn list(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let index = Index::new(&kv, keys::server_tasks_index(&server.id));
     let (page, next) = index.list(Order::NewestFirst, &q, |id| keys::task(id), keep, |t: &TaskRecord| t.id.as_str())?;
+    for task in &page {
+        tasks::reconcile(&kv, task).await?;
+    }
     let views = page.iter().map(task_view).collect();
     let base = format!("/servers/{}/tasks", server.id);
     Ok(Reply::json(200, &paging::collection("server_tasks", views, &base, &ctx.query, next)))
@@ -151,6 +158,13 @@ async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     let server = visible_server(&kv, ctx)?;
     let new = validate::task(&ctx.body)?;
     let row = transitions::get(new.action);
+    // A current task cut off before it reached the hypervisor would block
+    // the server forever: heal it first (a no-op for a healthy one).
+    if let Some(current) = &server.current_task_id
+        && let Some(task) = kv.get_json::<TaskRecord>(&keys::task(current))?
+    {
+        tasks::reconcile(&kv, &task).await?;
+    }
     check_startable(&server, who, new.action)?;
     let (candidates, resize_spec) = gather_inputs(&kv, who, &server, &new).await?;
 
@@ -187,11 +201,14 @@ async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     if immediate {
         task.state = TaskState::Completed;
     }
+    let inputs = ActionInputs { server: &claimed, candidates, password: new.password.clone(), resize_spec };
+    // Stored with the task (unless it holds a password) so a crash before
+    // the submission can be healed by tasks::reconcile.
+    let op = transitions::hypervisor_action(new.action, &task.args, inputs)?.map(|a| tasks::with_operation(&mut task, a));
     Index::new(&kv, keys::server_tasks_index(&server.id)).append(&task_id)?;
     kv.put_json(&keys::task(&task_id), &task)?;
-    let inputs = ActionInputs { server: &claimed, candidates, password: new.password.clone(), resize_spec };
-    if let Some(action) = transitions::hypervisor_action(new.action, &task.args, inputs)? {
-        tasks::submit_or_abort(&kv, &task, action).await?;
+    if let Some(op) = op {
+        tasks::submit_or_abort(&kv, &task, op).await?;
     }
     Ok(Reply::json(202, &task_view(&task)).header("location", format!("/server_tasks/{task_id}")))
 }

@@ -227,25 +227,32 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             user_data: plan.user_data,
             affinity: plan.affinity,
         };
-        let task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
+        let mut task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
             create.items, &now, &mut new_id);
+        let inputs = ActionInputs { server: &server, candidates, password: None, resize_spec: None };
+        let action = transitions::hypervisor_action(TaskAction::Create, &task.args, inputs)?
+            .ok_or_else(|| ApiError::internal("CREATE has no hypervisor action; report this"))?;
+        // Stored with the task so a crash before the submission below can
+        // be healed (vnext_guest::tasks::reconcile); not for a server no
+        // node can take, which must never be submitted.
+        let op = tasks::with_operation(&mut task, action);
+        if scheduled.is_err() {
+            task.operation = None;
+        }
         // Index entries before records: an id whose record is not written
         // yet is skipped by lists, while a record missing from its index
         // would be lost to them.
         Index::new(&kv, keys::server_tasks_index(&id)).append(&task_id)?;
         kv.put_json(&keys::server(&id), &server)?;
         kv.put_json(&keys::task(&task_id), &task)?;
-        let inputs = ActionInputs { server: &server, candidates, password: None, resize_spec: None };
-        let action = transitions::hypervisor_action(TaskAction::Create, &task.args, inputs)?
-            .ok_or_else(|| ApiError::internal("CREATE has no hypervisor action; report this"))?;
-        started.push((server, task, action, scheduled.err()));
+        started.push((server, task, op, scheduled.err()));
     }
     // Submitted once every record exists, so no event can arrive early.
     let mut views = Vec::with_capacity(started.len());
-    for (server, task, action, unschedulable) in started {
+    for (server, task, op, unschedulable) in started {
         match unschedulable {
             Some(reason) => tasks::abort(&kv, &task, format!("no compute node qualifies: {reason}"))?,
-            None => tasks::submit_or_abort(&kv, &task, action).await?,
+            None => tasks::submit_or_abort(&kv, &task, op).await?,
         }
         views.push(launch_result_view(&server));
     }

@@ -489,6 +489,13 @@ pub struct TaskRecord {
     /// The server's virt_state when the task started (restored when an
     /// action that keeps the state on failure aborts).
     pub from_virt_state: VirtState,
+    /// The hypervisor operation, written with the task so a submission cut
+    /// off by a crash (task stored, operation never handed over) can be
+    /// made again; the adapter ignores a task id it already accepted.
+    /// `None` when it would hold a secret (UPDATE_PASSWORD) or the task
+    /// never reaches the hypervisor. See `vnext_guest::tasks::reconcile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<crate::hypervisor::Operation>,
 }
 
 impl TaskRecord {
@@ -529,6 +536,7 @@ impl TaskRecord {
             project_id: server.project_id.clone(),
             last_seq: 0,
             from_virt_state: server.virt_state,
+            operation: None,
         }
     }
 }

@@ -262,6 +262,12 @@ pub fn hypervisor_action(action: TaskAction, args: &TaskArgs, inputs: ActionInpu
 }
 
 /// The operation submitted for `task`: one step per item, in order.
+/// Whether an operation may be stored with its task (see
+/// `TaskRecord::operation`): not when it carries a password.
+pub fn storable(op: &Operation) -> bool {
+    !matches!(op.action, Action::UpdatePassword(_))
+}
+
 pub fn operation(task: &TaskRecord, action: Action) -> Operation {
     Operation {
         task_id: task.id.clone(),
