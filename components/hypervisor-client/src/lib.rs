@@ -53,6 +53,21 @@ impl Guest for Client {
         Ok(())
     }
 
+    async fn submit_many(ops: Vec<wit::Operation>) -> Vec<Result<(), wit::HypervisorError>> {
+        let n = ops.len();
+        let ops: Vec<core::Operation> = ops.into_iter().map(Into::into).collect();
+        match call::<_, Vec<adapter_api::SubmitOutcome>>(adapter_api::SUBMIT_MANY, &ops).await {
+            Ok(outcomes) if outcomes.len() == n => {
+                outcomes.into_iter().map(|o| Result::<(), core::HypervisorError>::from(o).map_err(Into::into)).collect()
+            }
+            Ok(outcomes) => {
+                let e = unavailable(format!("the adapter answered {} results for {n} operations", outcomes.len()));
+                (0..n).map(|_| Err(e.clone())).collect()
+            }
+            Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+        }
+    }
+
     async fn server_state(server_id: String) -> Result<wit::RuntimeState, wit::HypervisorError> {
         let state: core::RuntimeState = call(adapter_api::SERVER_STATE, &adapter_api::ServerRef { server_id }).await?;
         Ok(state.into())

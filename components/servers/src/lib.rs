@@ -31,7 +31,7 @@ use vnext_core::routes::{self, Component};
 use vnext_core::transitions::{self, ActionInputs};
 use vnext_core::validate::{self, LaunchPlan};
 use vnext_core::{scheduler, time};
-use vnext_guest::index::Index;
+use vnext_guest::index::{self, Index};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
 use vnext_guest::{hv, records, tasks};
@@ -239,22 +239,39 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
         if scheduled.is_err() {
             task.operation = None;
         }
-        // Index entries before records: an id whose record is not written
-        // yet is skipped by lists, while a record missing from its index
-        // would be lost to them.
-        Index::new(&kv, keys::server_tasks_index(&id)).append(&task_id)?;
-        kv.put_json(&keys::server(&id), &server)?;
-        kv.put_json(&keys::task(&task_id), &task)?;
         started.push((server, task, op, scheduled.err()));
     }
-    // Submitted once every record exists, so no event can arrive early.
-    let mut views = Vec::with_capacity(started.len());
-    for (server, task, op, unschedulable) in started {
-        match unschedulable {
-            Some(reason) => tasks::abort(&kv, &task, format!("no compute node qualifies: {reason}"))?,
-            None => tasks::submit_or_abort(&kv, &task, op).await?,
-        }
-        views.push(launch_result_view(&server));
+
+    // One write per kind of record for the whole batch. Index entries
+    // before records: an id whose record is not written yet is skipped by
+    // lists, while a record missing from its index would be lost to them.
+    let mut pages = Vec::with_capacity(started.len());
+    let mut positions = Vec::with_capacity(started.len());
+    for (server, task, _, _) in &started {
+        let history = index::new_collection(&keys::server_tasks_index(&server.id), std::slice::from_ref(&task.id))?;
+        pages.push(history.page);
+        positions.extend(history.positions);
     }
+    kv.put_many(&pages)?;
+    kv.put_many(&positions)?;
+    let records: Vec<(String, &ServerRecord)> = started.iter().map(|(s, ..)| (keys::server(&s.id), s)).collect();
+    kv.put_many(&records)?;
+    let records: Vec<(String, &TaskRecord)> = started.iter().map(|(_, t, ..)| (keys::task(&t.id), t)).collect();
+    kv.put_many(&records)?;
+
+    // Submitted once every record exists, so no event can arrive early;
+    // in one call, so the adapter records them all before any starts.
+    let (schedulable, unschedulable): (Vec<_>, Vec<_>) = started.iter().partition(|(.., reason)| reason.is_none());
+    for (_, task, _, reason) in unschedulable {
+        let reason = reason.as_deref().unwrap_or_default();
+        tasks::abort(&kv, task, format!("no compute node qualifies: {reason}"))?;
+    }
+    let ops = schedulable.iter().map(|(_, _, op, _)| op.clone()).collect();
+    for ((_, task, _, _), result) in schedulable.iter().zip(hv::submit_many(ops).await) {
+        if let Err(e) = result {
+            tasks::abort(&kv, task, format!("the operation could not be submitted: {}", e.message))?;
+        }
+    }
+    let views: Vec<_> = started.iter().map(|(server, ..)| launch_result_view(server)).collect();
     Ok(Reply::json(202, &serde_json::json!({ "servers": views })))
 }

@@ -261,10 +261,32 @@ pub mod adapter_api {
     pub const LIST_PLACEMENTS: &str = "/v1/list-placements";
     pub const LIST_COMPUTE_NODES: &str = "/v1/list-compute-nodes";
     pub const SUBMIT: &str = "/v1/submit";
+    /// Body: a JSON array of operations; answer: one [`SubmitOutcome`] each, in order.
+    pub const SUBMIT_MANY: &str = "/v1/submit-many";
     pub const SERVER_STATE: &str = "/v1/server-state";
     pub const CONSOLE_LOG: &str = "/v1/console-log";
     pub const CONSOLE_URI: &str = "/v1/console-uri";
     pub const DIAGNOSTICS: &str = "/v1/diagnostics";
+
+    /// What `submit-many` answers for each operation: no `error` when it
+    /// was accepted (or was already known).
+    #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+    pub struct SubmitOutcome {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<super::HypervisorError>,
+    }
+
+    impl From<Result<(), super::HypervisorError>> for SubmitOutcome {
+        fn from(r: Result<(), super::HypervisorError>) -> Self {
+            SubmitOutcome { error: r.err() }
+        }
+    }
+
+    impl From<SubmitOutcome> for Result<(), super::HypervisorError> {
+        fn from(o: SubmitOutcome) -> Self {
+            o.error.map_or(Ok(()), Err)
+        }
+    }
 
     /// Body of calls that name one server.
     #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

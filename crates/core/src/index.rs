@@ -54,6 +54,9 @@ pub trait Records {
     fn get_many<T: DeserializeOwned>(&self, keys: &[String]) -> ApiResult<Vec<Option<T>>>;
     /// Unconditional write (records only their creator writes).
     fn put_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<()>;
+    /// Unconditional writes in one call (one store transaction where the
+    /// store has them): a launch of 1,000 servers is a few calls, not 1,000.
+    fn put_many<T: Serialize>(&self, entries: &[(String, T)]) -> ApiResult<()>;
     /// Creates `key` only if absent; `Ok(false)` if it exists.
     fn create_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<bool>;
     /// Read-modify-write with compare-and-swap, retried on lost races.
@@ -76,6 +79,13 @@ pub struct IndexPos {
     pub page: u64,
 }
 
+/// What [`Index::new_collection`] writes: the first page and the
+/// position of each id (no head record: an absent head means page 0).
+pub struct NewCollection {
+    pub page: (String, IdList),
+    pub positions: Vec<(String, IndexPos)>,
+}
+
 /// Which end a list starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -83,6 +93,24 @@ pub enum Order {
     OldestFirst,
     /// Newest first (task histories).
     NewestFirst,
+}
+
+/// The records of a collection that starts with `ids` (at most one
+/// page), for the caller to write with [`Records::put_many`] together
+/// with others. Only for a collection no one else can reach yet (the
+/// task history of a server whose record is not written): it replaces
+/// the compare-and-swap of [`Index::append_many`] by plain writes.
+pub fn new_collection(name: &str, ids: &[String]) -> ApiResult<NewCollection> {
+    if ids.len() > INDEX_PAGE_SIZE {
+        return Err(ApiError::internal(format!(
+            "a new collection holds at most {INDEX_PAGE_SIZE} ids, not {}; report this",
+            ids.len()
+        )));
+    }
+    Ok(NewCollection {
+        page: (keys::index_page(name, 0), IdList { ids: ids.to_vec() }),
+        positions: ids.iter().map(|id| (keys::index_at(name, id), IndexPos { page: 0 })).collect(),
+    })
 }
 
 /// One collection's index in a store.
@@ -148,11 +176,11 @@ impl<'a, R: Records> Index<'a, R> {
                 n += 1;
             }
         }
-        for (page, ids) in placed {
-            for id in ids {
-                self.store.put_json(&keys::index_at(&self.name, id), &IndexPos { page })?;
-            }
-        }
+        let positions: Vec<(String, IndexPos)> = placed
+            .into_iter()
+            .flat_map(|(page, ids)| ids.iter().map(move |id| (keys::index_at(&self.name, id), IndexPos { page })))
+            .collect();
+        self.store.put_many(&positions)?;
         if n > self.head()? {
             self.store.update_json(&keys::index_head(&self.name), |h: Option<IndexHead>| {
                 let last_page = h.unwrap_or_default().last_page.max(n);
@@ -304,6 +332,9 @@ pub(crate) mod memory {
             let v = m.get(key).map_or(0, |(v, _)| v + 1);
             m.insert(key.to_string(), (v, serde_json::to_vec(value).unwrap()));
             Ok(())
+        }
+        fn put_many<T: Serialize>(&self, entries: &[(String, T)]) -> ApiResult<()> {
+            entries.iter().try_for_each(|(k, v)| self.put_json(k, v))
         }
         fn create_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<bool> {
             let mut m = self.map.lock().unwrap();
@@ -493,6 +524,26 @@ mod tests {
         assert_eq!(walk(&s, "c", Order::NewestFirst, 1, |_| true)[0], ids[INDEX_PAGE_SIZE]);
         Index::new(&s, "c").append("late").unwrap();
         assert_eq!(s.get_json::<IndexHead>(&keys::index_head("c")).unwrap().unwrap().last_page, 1);
+    }
+
+    #[test]
+    fn a_new_collection_lists_and_grows_like_an_appended_one() {
+        let s = MemStore::default();
+        let ids: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        for id in &ids {
+            s.put_json(&key(id), &Rec { id: id.clone(), even: true }).unwrap();
+        }
+        let fresh = new_collection("c", &ids).unwrap();
+        s.put_many(&[fresh.page]).unwrap();
+        s.put_many(&fresh.positions).unwrap();
+        assert_eq!(walk(&s, "c", Order::OldestFirst, 2, |_| true), ids);
+        s.put_json(&key("late"), &Rec { id: "late".into(), even: true }).unwrap();
+        Index::new(&s, "c").append("late").unwrap();
+        assert_eq!(walk(&s, "c", Order::NewestFirst, 2, |_| true)[0], "late");
+        Index::new(&s, "c").remove(&ids[2]).unwrap();
+        assert_eq!(walk(&s, "c", Order::OldestFirst, 10, |_| true).len(), 5);
+        let too_many: Vec<String> = (0..=INDEX_PAGE_SIZE).map(|i| i.to_string()).collect();
+        assert!(new_collection("d", &too_many).is_err());
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub async fn submit(op: c::Operation) -> ApiResult<()> {
     wit_hv::submit(op.into()).await.map_err(|e| api_error("submit", e))
 }
 
+/// Hands several operations over in one call; one result per operation,
+/// in order.
+pub async fn submit_many(ops: Vec<c::Operation>) -> Vec<ApiResult<()>> {
+    let results = wit_hv::submit_many(ops.into_iter().map(Into::into).collect()).await;
+    results.into_iter().map(|r| r.map_err(|e| api_error("submit-many", e))).collect()
+}
+
 pub async fn server_state(server_id: &str) -> ApiResult<c::RuntimeState> {
     let s = wit_hv::server_state(server_id.to_string()).await.map_err(|e| api_error("server-state", e))?;
     Ok(s.into())

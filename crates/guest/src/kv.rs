@@ -56,6 +56,17 @@ impl Kv {
         self.bucket.set(key, &bytes).map_err(|e| store_error("set", key, e))
     }
 
+    /// Unconditional writes in one `set-many` call (one transaction on
+    /// both backends); the same rule as [`Kv::put_json`] applies.
+    pub fn put_many<T: Serialize>(&self, entries: &[(String, T)]) -> ApiResult<()> {
+        let Some((first, _)) = entries.first() else { return Ok(()) };
+        let encoded = entries
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), encode(k, v)?)))
+            .collect::<ApiResult<Vec<_>>>()?;
+        batch::set_many(&self.bucket, &encoded).map_err(|e| store_error("set-many", first, e))
+    }
+
     pub fn delete(&self, key: &str) -> ApiResult<()> {
         self.bucket.delete(key).map_err(|e| store_error("delete", key, e))
     }
@@ -126,6 +137,9 @@ impl vnext_core::index::Records for Kv {
     }
     fn put_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<()> {
         Kv::put_json(self, key, value)
+    }
+    fn put_many<T: Serialize>(&self, entries: &[(String, T)]) -> ApiResult<()> {
+        Kv::put_many(self, entries)
     }
     fn create_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<bool> {
         Kv::create_json(self, key, value)

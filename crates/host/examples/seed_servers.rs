@@ -43,6 +43,11 @@ impl Records for Blocking {
         let bytes = serde_json::to_vec(value).expect("JSON");
         futures::executor::block_on(self.0.set(key, &bytes)).map_err(store_err)
     }
+    fn put_many<T: Serialize>(&self, entries: &[(String, T)]) -> ApiResult<()> {
+        let encoded: Vec<(String, Vec<u8>)> =
+            entries.iter().map(|(k, v)| (k.clone(), serde_json::to_vec(v).expect("JSON"))).collect();
+        futures::executor::block_on(self.0.set_many(&encoded)).map_err(store_err)
+    }
     fn create_json<T: Serialize>(&self, key: &str, value: &T) -> ApiResult<bool> {
         let bytes = serde_json::to_vec(value).expect("JSON");
         futures::executor::block_on(self.0.compare_and_swap(key, None, &bytes)).map_err(store_err)

@@ -82,6 +82,9 @@ impl Hypervisor for Adapter {
     fn submit(&self, op: hv::Operation) -> BoxFuture<'_, Result<(), hv::HypervisorError>> {
         Box::pin(Adapter::submit(self, op))
     }
+    fn submit_many(&self, ops: Vec<hv::Operation>) -> BoxFuture<'_, Vec<Result<(), hv::HypervisorError>>> {
+        Box::pin(Adapter::submit_many(self, ops))
+    }
     fn server_state(&self, server_id: String) -> BoxFuture<'_, Result<hv::RuntimeState, hv::HypervisorError>> {
         Box::pin(async move { Adapter::server_state(self, &server_id).await })
     }

@@ -260,32 +260,61 @@ impl Adapter {
     /// Accepts an operation and returns at once; progress comes as events.
     /// A task id seen before makes this a no-op.
     pub async fn submit(&self, op: Operation) -> Result<(), HypervisorError> {
-        self.validate(&op)?;
-        let server_id = op.server_id.clone();
-        let start_worker = {
+        self.submit_many(vec![op]).await.pop().expect("one result per operation")
+    }
+
+    /// [`Adapter::submit`] for several operations, each accepted or refused
+    /// on its own (results in order), journalled in one transaction: a
+    /// launch of 1,000 servers is one commit and one call, and none of its
+    /// operations starts before all are recorded.
+    pub async fn submit_many(&self, ops: Vec<Operation>) -> Vec<Result<(), HypervisorError>> {
+        let mut results: Vec<Result<(), HypervisorError>> = ops.iter().map(|op| self.validate(op)).collect();
+        let mut start_workers = Vec::new();
+        {
             let mut state = self.inner.state.lock().unwrap();
-            if state.accepted.contains(&op.task_id) {
-                return Ok(());
-            }
-            let progress = Progress { op, next_step: 0, step_started: false, seq: 0, target_node: None };
-            if let Some(journal) = &self.inner.journal {
-                // Recorded before answering: an accepted task must survive a crash.
-                let json = serde_json::to_string(&progress).expect("operations serialize");
-                match journal.accept(&progress.op.task_id, &server_id, &json) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(()),
-                    Err(e) => return Err(HypervisorError::Unavailable(e.to_string())),
+            // Valid, not seen before, and first of its task id in this call.
+            let mut seen = std::collections::HashSet::new();
+            let mut fresh: Vec<(usize, Progress)> = Vec::new();
+            for (i, op) in ops.into_iter().enumerate() {
+                if results[i].is_ok() && !state.accepted.contains(&op.task_id) && seen.insert(op.task_id.clone()) {
+                    fresh.push((i, Progress { op, next_step: 0, step_started: false, seq: 0, target_node: None }));
                 }
             }
-            state.accepted.insert(progress.op.task_id.clone());
-            let start = !state.queues.contains_key(&server_id);
-            state.queues.entry(server_id.clone()).or_default().push_back(progress);
-            start
-        };
-        if start_worker {
+            if let Some(journal) = &self.inner.journal {
+                // Recorded before answering: an accepted task must survive a crash.
+                let rows: Vec<(&str, &str, String)> = fresh
+                    .iter()
+                    .map(|(_, p)| {
+                        let json = serde_json::to_string(p).expect("operations serialize");
+                        (p.op.task_id.as_str(), p.op.server_id.as_str(), json)
+                    })
+                    .collect();
+                match journal.accept_many(&rows) {
+                    Ok(new) => {
+                        let mut new = new.into_iter();
+                        fresh.retain(|_| new.next().unwrap_or(false));
+                    }
+                    Err(e) => {
+                        for (i, _) in &fresh {
+                            results[*i] = Err(HypervisorError::Unavailable(e.to_string()));
+                        }
+                        return results;
+                    }
+                }
+            }
+            for (_, progress) in fresh {
+                let server_id = progress.op.server_id.clone();
+                state.accepted.insert(progress.op.task_id.clone());
+                if !state.queues.contains_key(&server_id) {
+                    start_workers.push(server_id.clone());
+                }
+                state.queues.entry(server_id).or_default().push_back(progress);
+            }
+        }
+        for server_id in start_workers {
             tokio::spawn(self.clone().server_worker(server_id));
         }
-        Ok(())
+        results
     }
 
     pub async fn server_state(&self, server_id: &str) -> Result<RuntimeState, HypervisorError> {

@@ -4,7 +4,8 @@
 //!
 //! Every route is a `POST` of a JSON body to a path of
 //! [`vnext_core::hypervisor::adapter_api`]; the answer is 200 with the
-//! result as JSON (`null` for `submit`), or an error status with a
+//! result as JSON (`null` for `submit`, one `{}` or `{"error": ...}`
+//! per operation for `submit-many`), or an error status with a
 //! [`HypervisorError`] JSON: 404 unknown server / node, 400 invalid or
 //! unsupported, 503 unavailable. Unknown paths get 404 and other methods
 //! 405, with the same error shape. No authentication: bind it to loopback
@@ -26,12 +27,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use vnext_core::hypervisor::adapter_api::{self, ConsoleLogRequest, ConsoleUriRequest, ServerRef};
+use vnext_core::hypervisor::adapter_api::{self, ConsoleLogRequest, ConsoleUriRequest, ServerRef, SubmitOutcome};
 use vnext_core::hypervisor::{HypervisorError, Operation};
 
 /// Largest request body accepted (an operation is a few hundred bytes; user
 /// data can make a spawn larger).
 const MAX_BODY: usize = 1 << 20;
+/// Largest `submit-many` body: a launch of the API's largest batch of
+/// servers, each with a large user data.
+const MAX_BATCH_BODY: usize = 256 << 20;
 /// How long open connections get to finish after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -122,10 +126,11 @@ fn ok<T: Serialize>(result: Result<T, HypervisorError>) -> Result<Vec<u8>, Failu
 
 async fn route(adapter: Adapter, req: Request<Incoming>) -> Result<Vec<u8>, Failure> {
     let path = req.uri().path().to_owned();
-    const ROUTES: [&str; 7] = [
+    const ROUTES: [&str; 8] = [
         adapter_api::LIST_PLACEMENTS,
         adapter_api::LIST_COMPUTE_NODES,
         adapter_api::SUBMIT,
+        adapter_api::SUBMIT_MANY,
         adapter_api::SERVER_STATE,
         adapter_api::CONSOLE_LOG,
         adapter_api::CONSOLE_URI,
@@ -140,7 +145,8 @@ async fn route(adapter: Adapter, req: Request<Incoming>) -> Result<Vec<u8>, Fail
             HypervisorError::Invalid(format!("{path} takes POST, not {}", req.method())),
         ));
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let limit = if path == adapter_api::SUBMIT_MANY { MAX_BATCH_BODY } else { MAX_BODY };
+    let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
             return Err((StatusCode::BAD_REQUEST, HypervisorError::Invalid(format!("reading the body: {e}"))));
@@ -152,6 +158,11 @@ async fn route(adapter: Adapter, req: Request<Incoming>) -> Result<Vec<u8>, Fail
         adapter_api::SUBMIT => {
             let op: Operation = parse(&body)?;
             ok(adapter.submit(op).await)
+        }
+        adapter_api::SUBMIT_MANY => {
+            let ops: Vec<Operation> = parse(&body)?;
+            let outcomes: Vec<SubmitOutcome> = adapter.submit_many(ops).await.into_iter().map(Into::into).collect();
+            ok(Ok(outcomes))
         }
         adapter_api::SERVER_STATE => {
             let r: ServerRef = parse(&body)?;

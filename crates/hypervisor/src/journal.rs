@@ -105,17 +105,26 @@ impl Journal {
         &self.path
     }
 
-    /// Records a newly accepted operation; `false` if the task id was
-    /// already known (the submit is then a no-op).
-    pub(crate) fn accept(&self, task_id: &str, server_id: &str, progress: &str) -> Result<bool, Error> {
-        let conn = self.conn.lock().unwrap();
-        let n = conn
-            .execute(
-                "INSERT OR IGNORE INTO operations (task_id, server_id, progress, done) VALUES (?1, ?2, ?3, 0)",
-                params![task_id, server_id, progress],
-            )
-            .map_err(db("recording an accepted operation"))?;
-        Ok(n == 1)
+    /// Records newly accepted operations (`(task_id, server_id, progress)`
+    /// each) in one transaction: one commit for a launch of many servers.
+    /// `false` at each position whose task id was already known (that
+    /// submit is then a no-op).
+    pub(crate) fn accept_many(&self, ops: &[(&str, &str, String)]) -> Result<Vec<bool>, Error> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction().map_err(db("starting to record accepted operations"))?;
+        let mut fresh = Vec::with_capacity(ops.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO operations (task_id, server_id, progress, done) VALUES (?1, ?2, ?3, 0)",
+                )
+                .map_err(db("recording accepted operations"))?;
+            for (task_id, server_id, progress) in ops {
+                fresh.push(stmt.execute(params![task_id, server_id, progress]).map_err(db("recording an accepted operation"))? == 1);
+            }
+        }
+        tx.commit().map_err(db("committing accepted operations"))?;
+        Ok(fresh)
     }
 
     pub(crate) fn checkpoint(&self, c: &Checkpoint<'_>) -> Result<(), Error> {

@@ -79,6 +79,36 @@ async fn submit_rejects_malformed_operations() {
     assert_eq!(adapter.submit(op).await, Err(HypervisorError::UnknownNode(unknown)));
 }
 
+#[tokio::test]
+async fn submit_many_answers_each_operation_in_order_and_runs_each_task_once() {
+    let sink = RecordingSink::new();
+    let adapter = adapter_with("", sink.clone()).await;
+    let good: Vec<_> = (0..3).map(|i| spawn_op(&id(), &format!("vm-{i}"), spec(512, 1, 10), &[NODE_SMALL])).collect();
+    let mut bad = spawn_op(&id(), "bad", spec(1, 1, 1), &[]);
+    bad.steps.clear();
+    let unknown = id();
+    let elsewhere = spawn_op(&id(), "x", spec(1, 1, 1), &[&unknown]);
+    // The same task twice in one call, and one already submitted before.
+    adapter.submit(good[2].clone()).await.unwrap();
+    let batch = vec![good[0].clone(), bad, good[1].clone(), good[0].clone(), elsewhere, good[2].clone()];
+    let results = adapter.submit_many(batch).await;
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0], Ok(()));
+    assert!(matches!(results[1], Err(HypervisorError::Invalid(_))), "{results:?}");
+    assert_eq!(results[2], Ok(()));
+    assert_eq!(results[3], Ok(()), "a repeated task id is a no-op, not an error");
+    assert_eq!(results[4], Err(HypervisorError::UnknownNode(unknown)));
+    assert_eq!(results[5], Ok(()));
+    settle(&adapter).await;
+    for op in &good {
+        let events = sink.of_task(&op.task_id);
+        assert_well_formed(&events);
+        assert_eq!(events.len(), 8, "task {} ran once", op.task_id);
+    }
+    assert_eq!(usage_of(&adapter, NODE_SMALL).await.memory_mb, 3 * 512);
+    assert!(adapter.submit_many(Vec::new()).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_spawns_claim_exactly_the_capacity_of_the_node() {
     let sink = RecordingSink::new();
@@ -294,8 +324,9 @@ fn unfinished_operations_resume_and_undelivered_events_are_redelivered_after_a_r
         in_runtime_then_crash(move || async move {
             let options = AdapterOptions { state_dir: Some(dir), ..fast_retry() };
             let adapter = Adapter::from_inventory(inventory("step_delay_ms = 150"), first.clone(), options).await.unwrap();
-            adapter.submit(spawn.clone()).await.unwrap();
-            adapter.submit(pause.clone()).await.unwrap();
+            // Both journalled in one transaction by submit-many.
+            let results = adapter.submit_many(vec![spawn.clone(), pause.clone()]).await;
+            assert_eq!(results, vec![Ok(()), Ok(())]);
             // Let the spawn get part of the way, then crash.
             while first.of_task(&spawn.task_id).len() < 3 {
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -59,6 +59,22 @@ async fn adapter_api_round_trip_over_loopback() {
     let nodes: Vec<ComputeNode> = serde_json::from_value(body).unwrap();
     assert_eq!(nodes[0].usage.memory_mb, 1024);
 
+    // submit-many: one outcome per operation, errors in the same JSON shape.
+    let second = spawn_op(&id(), "web-2", spec(512, 1, 10), &[NODE_SMALL]);
+    let mut broken = spawn_op(&id(), "web-3", spec(512, 1, 10), &[NODE_SMALL]);
+    broken.steps.clear();
+    let batch = serde_json::to_value(vec![&second, &broken, &op]).unwrap();
+    let (status, body, _) = call(addr, "POST", adapter_api::SUBMIT_MANY, batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0], json!({}));
+    assert_eq!(body[1]["error"]["kind"], "invalid");
+    assert_eq!(body[2], json!({}), "a task already accepted is a no-op");
+    settle(&adapter).await;
+    assert_eq!(sink.of_task(&second.task_id).last().unwrap().operation_state, OperationState::Completed);
+    assert!(sink.of_task(&broken.task_id).is_empty());
+    let (status, body, _) = call(addr, "POST", adapter_api::SUBMIT_MANY, json!({ "task_id": "x" })).await;
+    assert_eq!((status, &body["kind"]), (400, &json!("invalid")));
+
     let (status, body, _) = call(addr, "POST", adapter_api::SERVER_STATE, json!({ "server_id": server_id })).await;
     assert_eq!(status, 200);
     let state: RuntimeState = serde_json::from_value(body).unwrap();

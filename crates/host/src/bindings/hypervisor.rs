@@ -20,6 +20,7 @@ pub trait Hypervisor: Send + Sync {
     fn list_placements(&self) -> BoxFuture<'_, HvResult<Vec<core::Placement>>>;
     fn list_compute_nodes(&self) -> BoxFuture<'_, HvResult<Vec<core::ComputeNode>>>;
     fn submit(&self, op: core::Operation) -> BoxFuture<'_, HvResult<()>>;
+    fn submit_many(&self, ops: Vec<core::Operation>) -> BoxFuture<'_, Vec<HvResult<()>>>;
     fn server_state(&self, server_id: String) -> BoxFuture<'_, HvResult<core::RuntimeState>>;
     fn console_log(&self, server_id: String, lines: u32) -> BoxFuture<'_, HvResult<String>>;
     fn console_uri(&self, server_id: String, kind: core::ConsoleType) -> BoxFuture<'_, HvResult<String>>;
@@ -53,6 +54,15 @@ impl<T> super::vnext::compute::hypervisor::HostWithStore<T> for Host {
     async fn submit(accessor: &Accessor<T, Self>, op: wit::Operation) -> Result<(), wit::HypervisorError> {
         let hv = service(accessor)?;
         Ok(hv.submit(op.into()).await?)
+    }
+
+    async fn submit_many(accessor: &Accessor<T, Self>, ops: Vec<wit::Operation>) -> Vec<Result<(), wit::HypervisorError>> {
+        let hv = match service(accessor) {
+            Ok(hv) => hv,
+            Err(e) => return ops.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let results = hv.submit_many(ops.into_iter().map(Into::into).collect()).await;
+        results.into_iter().map(|r| r.map_err(Into::into)).collect()
     }
 
     async fn server_state(accessor: &Accessor<T, Self>, server_id: String) -> Result<wit::RuntimeState, wit::HypervisorError> {
