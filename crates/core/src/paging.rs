@@ -109,7 +109,7 @@ fn href(base: &str, query: &[(String, String)]) -> String {
 
 /// The collection body. `query` is the request's; `next` keeps its filters
 /// and limit and replaces the marker.
-pub fn collection(name: &str, items: Vec<Value>, base: &str, query: &[(String, String)], next: Option<String>) -> Value {
+pub fn collection<T: serde::Serialize>(name: &str, items: Vec<T>, base: &str, query: &[(String, String)], next: Option<String>) -> Value {
     let mut links = json!({ "self": { "href": href(base, query) } });
     if let Some(marker) = next {
         let mut q: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "marker").cloned().collect();
@@ -174,7 +174,7 @@ mod tests {
         let body = collection("things", vec![json!(1)], "/things", &q(&[("limit", "1"), ("marker", "a"), ("tag", "x y")]), Some("b".into()));
         assert_eq!(body["_links"]["self"]["href"], "/things?limit=1&marker=a&tag=x%20y");
         assert_eq!(body["_links"]["next"]["href"], "/things?limit=1&tag=x%20y&marker=b");
-        let body = collection("things", vec![], "/things", &[], None);
+        let body = collection::<Value>("things", vec![], "/things", &[], None);
         assert!(body["_links"].get("next").is_none());
         assert_eq!(body["things"], json!([]));
     }

