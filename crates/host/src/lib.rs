@@ -16,7 +16,9 @@
 //!   variables, the hypervisor capability);
 //! - [`outbound_http`]: outbound requests, allow-list and `*.spin.internal`;
 //! - [`events`]: in-process delivery of the adapter's progress events;
-//! - [`logs`]: component stdout/stderr to the console and `<state dir>/logs/`.
+//! - [`logs`]: component stdout/stderr to the console and `<state dir>/logs/`,
+//!   and the request log;
+//! - [`repoll`]: keeps a request's self-wakes out of tokio's scheduler.
 
 pub mod app;
 pub mod baseline;
@@ -28,6 +30,7 @@ pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_http;
+pub mod repoll;
 pub mod router;
 pub mod runtime_config;
 pub mod server;
