@@ -6,8 +6,10 @@ mod harness;
 mod launch;
 mod lists;
 mod placements;
+mod server_types;
 mod servers;
 mod slice;
+mod tasks;
 
 // Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).
 mod probe;

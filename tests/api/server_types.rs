@@ -1,0 +1,2 @@
+//! Server types over HTTP: CRUD, lookup by name, visibility, tags and shares
+//! between two projects and an admin.
