@@ -689,7 +689,8 @@ placement of the deployment; the server runs there or in a descendant),
 `hostname_pattern` (used when an entry has no `hostname`: `%(rand_num)Nd`
 becomes N random digits, 6 without N; a generated name that is taken is drawn
 again, up to 5 times), `affinity` (`near` and `not_near`, each with
-`server_ids` and `server_tags`, for the scheduler).
+`server_ids` and `server_tags`: hard rules for the scheduler, kept by later
+MOVE tasks).
 
 All or nothing: the whole body is checked, the types and placements resolved,
 and every hostname claimed before anything is created; on a `400` nothing is
@@ -1098,7 +1099,8 @@ action("POST", f"/servers/{S}/tasks")
 CONFLICT = ["another task is still RUNNING on the server (except for LOCK and UNLOCK)",
             "the action may not start from the server's `virt_state` (see \"Task transitions\")",
             "the server is locked and the caller is not an admin (nor, for UNLOCK, the user who locked it)",
-            "LOCK of a locked server, UNLOCK of an unlocked one"]
+            "LOCK of a locked server, UNLOCK of an unlocked one",
+            "MOVE finds no other compute node with room in the placement that keeps the server's `affinity`"]
 tx(202, body={"action": "SNAPSHOT", "name": "web-1-before-upgrade"}, extra=("location",))
 tx(409, body={"action": "REBOOT"}, name="Busy", causes=CONFLICT)
 tx(202, body={"action": "LOCK"}, name="Lock", desc="LOCK completes at once, even while another task runs.", extra=("location",))

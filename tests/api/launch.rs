@@ -353,6 +353,40 @@ fn affinity_no_node_satisfies_aborts_the_create_task() {
     assert_eq!(create["state"], "ABORTED", "{create}");
 }
 
+#[test]
+fn move_keeps_the_affinity_given_at_launch() {
+    let host = Host::vnext();
+    let type_id = create_type(&host, "m1.move");
+    let anchor = launch_one(&host, &type_id, "anchor", json!({}));
+    let anchor_node = node_of(&host, &anchor);
+    let move_task = |id: &str| {
+        send("POST", &host.url(&format!("/servers/{id}/tasks")), Some(&member()), Some(&json!({"action": "MOVE"})))
+    };
+
+    // Near its anchor, the only node allowed is the one it is on: 409.
+    let buddy = launch_one(&host, &type_id, "buddy", json!({"affinity": {"near": {"server_ids": [anchor]}}}));
+    assert_eq!(node_of(&host, &buddy), anchor_node);
+    let r = move_task(&buddy);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("affinity"), "{}", r.body);
+
+    // Away from it: each MOVE picks another node, never the anchor's, even
+    // though the anchor's node has the most free memory (the pick without
+    // affinity) once the server leaves the other big node.
+    let apart = launch_one(&host, &type_id, "apart", json!({"affinity": {"not_near": {"server_ids": [anchor]}}}));
+    let mut visited = vec![node_of(&host, &apart)];
+    for _ in 0..2 {
+        let r = move_task(&apart);
+        assert_eq!(r.status, 202, "{}", r.body);
+        let tasks = settled_tasks(&host, std::slice::from_ref(&apart));
+        assert_eq!(tasks[&apart][0]["state"], "COMPLETED", "{:?}", tasks[&apart][0]);
+        let now = node_of(&host, &apart);
+        assert_ne!(now, anchor_node, "MOVE put a not_near server beside its target");
+        assert_ne!(Some(&now), visited.last(), "MOVE must change the node");
+        visited.push(now);
+    }
+}
+
 /// The launch writes its records before it submits; a kill in between is
 /// healed when the tasks are read (vnext_guest::tasks::reconcile submits
 /// the stored operation again after 10 s without an event).

@@ -23,7 +23,7 @@ use vnext_core::{scheduler, time};
 use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
-use vnext_guest::{hv, records, tasks};
+use vnext_guest::{affinity, hv, records, tasks};
 
 #[spin_sdk::http_service]
 async fn handle(req: Request) -> web::Response {
@@ -134,17 +134,26 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             scheduler::check_placement(&placements, new.args.placement_id.as_deref(), "placement_id")?;
             let nodes = hv::list_compute_nodes().await?;
             let placement = new.args.placement_id.as_deref().or(server.placement_id.as_deref());
-            // TODO(affinity on MOVE): resolve server.affinity as a launch does
-            // (components/servers/src/affinity.rs) and abort on an empty list;
-            // until then MOVE ignores it, as before affinity was applied.
-            let mut candidates = scheduler::candidates(&nodes, &placements, &server.spec.server_spec(), placement, None);
+            // The affinity given at launch still holds: near / not_near the
+            // targets where they run now (the server itself is no target).
+            let affinity = match &server.affinity {
+                Some(a) => {
+                    let targets = affinity::stored_targets(kv, a, &server.project_id)?;
+                    Some(scheduler::affinity_nodes(a, &targets, &server.project_id, Some(&server.id)))
+                }
+                None => None,
+            };
+            let spec = server.spec.server_spec();
+            let mut candidates = scheduler::candidates(&nodes, &placements, &spec, placement, affinity.as_ref());
             candidates.retain(|n| Some(n) != server.compute_node_id.as_ref());
             // The adapter reads an empty list as "any node": never send one,
-            // or a MOVE could leave its placement.
+            // or a MOVE could leave its placement or break its affinity.
             if candidates.is_empty() {
-                return Err(ApiError::conflict(
-                    "no other compute node in the placement has room for this server now; MOVE it later or to another placement_id",
-                ));
+                let rule = if affinity.is_some() { " and satisfies the server's affinity" } else { "" };
+                return Err(ApiError::conflict(format!(
+                    "no other compute node in the placement has room for this server now{rule}; \
+                     MOVE it later or to another placement_id"
+                )));
             }
             Ok((candidates, None))
         }

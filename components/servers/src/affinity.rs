@@ -8,19 +8,16 @@
 //!   `servers[i].affinity.near.server_ids[j]` when the entry sets its own
 //!   affinity, `defaults.affinity.near.server_ids[j]` when it inherits it;
 //! - if any entry names tags, the launching project's servers are read once
-//!   through its index (`keys::project_servers_index`), keeping those that
-//!   carry one of the tags. That costs one read per server of the project;
-//!   a per-tag index would make it one per match, if projects grow large.
+//!   (`vnext_guest::affinity::tagged`), keeping those that carry one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::keys;
 use vnext_core::model::{Affinity, ServerRecord};
-use vnext_core::paging::{MAX_LIMIT, PageQuery};
 use vnext_core::scheduler::{self, AffinityNodes};
 use vnext_core::validate::LaunchPlan;
-use vnext_guest::index::{Index, Order};
+use vnext_guest::affinity::{tagged, tags_of};
 use vnext_guest::kv::Kv;
 
 /// Where each plan's affinity targets run, in plan order (`None`: the entry
@@ -37,11 +34,7 @@ pub fn resolve(kv: &Kv, who: &Identity, project: &str, body: &[u8], plans: &[Lau
         if own { format!("servers[{i}].affinity") } else { "defaults.affinity".to_string() }
     };
     let mut targets = by_id(kv, who, plans, prefix)?;
-    let tags: BTreeSet<&String> = plans
-        .iter()
-        .filter_map(|p| p.affinity.as_ref())
-        .flat_map(|a| a.near.server_tags.iter().chain(&a.not_near.server_tags))
-        .collect();
+    let tags: BTreeSet<&String> = plans.iter().filter_map(|p| p.affinity.as_ref()).flat_map(tags_of).collect();
     if !tags.is_empty() {
         for s in tagged(kv, project, &tags)? {
             targets.entry(s.id.clone()).or_insert(s);
@@ -85,25 +78,4 @@ fn by_id(kv: &Kv, who: &Identity, plans: &[LaunchPlan], prefix: impl Fn(usize) -
 
 fn sides(a: &Affinity) -> [(&'static str, &vnext_core::model::AffinityTarget); 2] {
     [("near", &a.near), ("not_near", &a.not_near)]
-}
-
-/// The project's servers carrying any of `tags`, page by page of its index.
-fn tagged(kv: &Kv, project: &str, tags: &BTreeSet<&String>) -> ApiResult<Vec<ServerRecord>> {
-    let index = Index::new(kv, keys::project_servers_index(project));
-    let mut all = Vec::new();
-    let mut q = PageQuery { limit: MAX_LIMIT, marker: None };
-    loop {
-        let (page, next) = index.list(
-            Order::OldestFirst,
-            &q,
-            |id| keys::server(id),
-            |s: &ServerRecord| s.tags.iter().any(|t| tags.contains(t)),
-            |s| &s.id,
-        )?;
-        all.extend(page);
-        match next {
-            Some(marker) => q.marker = Some(marker),
-            None => return Ok(all),
-        }
-    }
 }

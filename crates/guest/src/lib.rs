@@ -9,13 +9,15 @@
 //!   the collection indexes behind every list (logic in `vnext_core::index`).
 //! - [`web`]: request parsing, authentication, dispatch through the core
 //!   route table, and responses (request id, API version, error shape).
-//! - [`tasks`]: submitting a task's operation (or recording its failure).
+//! - [`tasks`]: submitting a task's operation (or recording its failure);
+//!   [`affinity`]: reading the servers an affinity rule targets.
 //! - [`hv`]: the hypervisor calls, converting between the WIT types and
 //!   `vnext_core::hypervisor` (the only place the WIT types appear).
 //!
 //! Components stay thin: they match on a route's `rel`, call core for the
 //! logic, and use these helpers for I/O.
 
+pub mod affinity;
 pub mod bindings;
 pub mod hv;
 pub mod kv;
