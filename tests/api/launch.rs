@@ -387,6 +387,42 @@ fn move_keeps_the_affinity_given_at_launch() {
     }
 }
 
+/// Writes a hostname claim straight into a stopped host's key-value file,
+/// as a launch that crashed between claiming and writing its server leaves it.
+fn plant_claim(state: &std::path::Path, hostname: &str, claimed_at: &str) {
+    let backend = std::sync::Arc::new(vnext_kv::sqlite::SqliteBackend::open(&state.join("sqlite_key_value.db")).unwrap());
+    let store = backend.store("default");
+    let ghost = "0badc1a1-0000-4000-8000-000000000000";
+    let claim = json!({"server_id": ghost, "claimed_at": claimed_at}).to_string();
+    let key = vnext_core::keys::hostname(PROJECT, hostname);
+    futures::executor::block_on(vnext_kv::Store::set(&store, &key, claim.as_bytes())).unwrap();
+}
+
+#[test]
+fn a_stale_hostname_claim_without_its_server_is_taken_over() {
+    let state = tempfile::tempdir().unwrap();
+    let builder = || Host::vnext_builder().state_dir(state.path());
+    let host = builder().start();
+    let type_id = create_type(&host, "m1.claims");
+    host.stop();
+    let old = vnext_core::time::format(std::time::SystemTime::now() - Duration::from_secs(3600));
+    plant_claim(state.path(), "ghost-old", &old);
+    plant_claim(state.path(), "ghost-new", &vnext_core::time::now());
+    let host = builder().start();
+
+    // An old claim whose server never existed no longer blocks the name.
+    let id = launch_one(&host, &type_id, "ghost-old", json!({}));
+    let found = get(&host, &format!("/projects/{PROJECT}/servers/ghost-old"), &member());
+    assert_eq!(found["id"], id.as_str());
+    // A young one may be a launch in progress: it is respected.
+    let body = json!({"defaults": {"type_id": type_id, "template_id": TEMPLATE}, "servers": [{"hostname": "ghost-new"}]});
+    let r = launch_body(&host, &member(), PROJECT, &body);
+    assert_eq!((r.status, field(&r)), (400, "servers[0].hostname".to_string()), "{}", r.body);
+    // Renames go through the same claims.
+    let r = send("PATCH", &host.url(&format!("/servers/{id}")), Some(&member()), Some(&json!({"hostname": "ghost-new"})));
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
 /// The launch writes its records before it submits; a kill in between is
 /// healed when the tasks are read (vnext_guest::tasks::reconcile submits
 /// the stored operation again after 10 s without an event).

@@ -34,6 +34,7 @@ use vnext_core::{scheduler, time};
 use vnext_guest::index::{self, Index};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::claims::{self, Claim};
 use vnext_guest::{hv, records, tasks};
 
 /// Attempts at drawing a free hostname from a pattern before giving up.
@@ -123,29 +124,28 @@ async fn resolve(kv: &Kv, who: &Identity, plans: &[LaunchPlan]) -> ApiResult<Res
 /// Claims every hostname, drawing again from a pattern when a generated
 /// name is taken. All or nothing: on failure the claims made are released.
 fn claim_hostnames(kv: &Kv, project: &str, plans: &mut [LaunchPlan], ids: &[String]) -> ApiResult<()> {
-    let mut claimed: Vec<String> = Vec::new();
-    let release = |claimed: &[String]| {
-        for key in claimed {
-            // Best effort: a leftover claim only blocks that name.
-            let _ = kv.delete(key);
+    let mut claimed: Vec<(String, &String)> = Vec::new();
+    let release = |claimed: &[(String, &String)]| {
+        for (hostname, id) in claimed {
+            // Best effort: a leftover claim is taken over once stale (vnext_guest::claims).
+            let _ = claims::release(kv, project, hostname, id);
         }
     };
     for (i, (plan, id)) in plans.iter_mut().zip(ids).enumerate() {
         let mut attempt = 0;
         loop {
-            let key = keys::hostname(project, &plan.hostname);
-            match kv.create_json(&key, &HostnameClaim { server_id: id.clone() }) {
-                Ok(true) => {
-                    claimed.push(key);
+            match claims::claim(kv, project, &plan.hostname, id) {
+                Ok(Claim::Created | Claim::AlreadyOurs) => {
+                    claimed.push((plan.hostname.clone(), id));
                     break;
                 }
-                Ok(false) if plan.hostname_pattern.is_some() && attempt + 1 < PATTERN_ATTEMPTS => {
+                Ok(Claim::Taken) if plan.hostname_pattern.is_some() && attempt + 1 < PATTERN_ATTEMPTS => {
                     attempt += 1;
                     let pattern = plan.hostname_pattern.clone().unwrap_or_default();
                     let field = format!("servers[{i}].hostname_pattern");
                     plan.hostname = validate::hostname_pattern(&field, &pattern, &mut random_digit)?;
                 }
-                Ok(false) => {
+                Ok(Claim::Taken) => {
                     release(&claimed);
                     return Err(ApiError::bad_request(format!(
                         "hostname {:?} is already used in project {project}; choose another",

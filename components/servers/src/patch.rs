@@ -22,11 +22,12 @@
 
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
-use vnext_core::keys::{self, HostnameClaim};
+use vnext_core::keys;
 use vnext_core::model::ServerRecord;
 use vnext_core::{time, validate};
 use vnext_guest::index::Index;
 use vnext_guest::kv::Kv;
+use vnext_guest::claims::{self, Claim};
 use vnext_guest::records;
 use vnext_guest::web::{Ctx, Reply};
 
@@ -47,7 +48,7 @@ pub fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     let new_claim = keys::hostname(&project, &hostname);
     // Same key: a change of case only, or nothing at all; the claim stays.
     let moves_claim = new_claim != old_claim;
-    let claimed = moves_claim && claim(&kv, &new_claim, &server.id, &hostname, &project)?;
+    let claimed = moves_claim && claim(&kv, &project, &hostname, &server.id)?;
 
     let now = time::now();
     let updated = kv.update_json(&keys::server(&server.id), |s: Option<ServerRecord>| {
@@ -63,12 +64,12 @@ pub fn patch(ctx: &Ctx) -> ApiResult<Reply> {
     });
     if let Err(e) = updated {
         if claimed {
-            release(&kv, &new_claim, &server.id)?;
+            claims::release(&kv, &project, &hostname, &server.id)?;
         }
         return Err(e);
     }
     if moves_claim {
-        release(&kv, &old_claim, &server.id)?;
+        claims::release(&kv, &server.project_id, &server.hostname, &server.id)?;
     }
     if project != server.project_id {
         Index::new(&kv, keys::project_servers_index(&server.project_id)).remove(&server.id)?;
@@ -90,26 +91,16 @@ fn check_transfer(who: &Identity, server: &ServerRecord, target: &str) -> ApiRes
     .field("project_id"))
 }
 
-/// Claims `key` for `server_id`. `Ok(true)` when this call created the
-/// claim, `Ok(false)` when the server already held it; 400 when another
-/// server does.
-fn claim(kv: &Kv, key: &str, server_id: &str, hostname: &str, project: &str) -> ApiResult<bool> {
-    if kv.create_json(key, &HostnameClaim { server_id: server_id.to_string() })? {
-        return Ok(true);
-    }
-    match kv.get_json::<HostnameClaim>(key)? {
-        Some(c) if c.server_id == server_id => Ok(false),
-        _ => Err(ApiError::bad_request(format!(
+/// Claims `hostname` in `project` for `server_id`. `Ok(true)` when this
+/// call took the claim, `Ok(false)` when the server already held it; 400
+/// when another server uses the name.
+fn claim(kv: &Kv, project: &str, hostname: &str, server_id: &str) -> ApiResult<bool> {
+    match claims::claim(kv, project, hostname, server_id)? {
+        Claim::Created => Ok(true),
+        Claim::AlreadyOurs => Ok(false),
+        Claim::Taken => Err(ApiError::bad_request(format!(
             "hostname {hostname:?} is already used in project {project}; choose another"
         ))
         .field("hostname")),
     }
-}
-
-/// Deletes a hostname claim if it is still `server_id`'s.
-fn release(kv: &Kv, key: &str, server_id: &str) -> ApiResult<()> {
-    if kv.get_json::<HostnameClaim>(key)?.is_some_and(|c| c.server_id == server_id) {
-        kv.delete(key)?;
-    }
-    Ok(())
 }

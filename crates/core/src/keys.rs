@@ -10,7 +10,7 @@
 //! | `server_type/{id}` | [`crate::model::ServerTypeRecord`] |
 //! | `server_type_name/{name}` | [`NameClaim`] `{"id": ...}`: the name's owner |
 //! | `server/{id}` | [`crate::model::ServerRecord`] |
-//! | `project/{p}/hostname/{h}` | [`HostnameClaim`] `{"server_id": ...}` |
+//! | `project/{p}/hostname/{h}` | [`HostnameClaim`] `{"server_id": ..., "claimed_at": ...}` |
 //! | `task/{id}` | [`crate::model::TaskRecord`], items embedded |
 //! | `index/{collection}/...` | the collection indexes of [`crate::index`] |
 //!
@@ -88,6 +88,11 @@ pub struct NameClaim {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostnameClaim {
     pub server_id: String,
+    /// When the claim was made (RFC 3339); absent in claims written before
+    /// claims had a time. Lets a claim whose server never got written be
+    /// taken over later (`vnext_guest::claims`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<String>,
 }
 
 /// A list of ids (an index page).

@@ -10,7 +10,8 @@
 //! - [`web`]: request parsing, authentication, dispatch through the core
 //!   route table, and responses (request id, API version, error shape).
 //! - [`tasks`]: submitting a task's operation (or recording its failure);
-//!   [`affinity`]: reading the servers an affinity rule targets.
+//!   [`affinity`]: reading the servers an affinity rule targets;
+//!   [`claims`]: hostname claims (unique names per project).
 //! - [`hv`]: the hypervisor calls, converting between the WIT types and
 //!   `vnext_core::hypervisor` (the only place the WIT types appear).
 //!
@@ -19,6 +20,7 @@
 
 pub mod affinity;
 pub mod bindings;
+pub mod claims;
 pub mod hv;
 pub mod kv;
 /// The collection indexes (`vnext_core::index`), usable with [`kv::Kv`].

@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             s.id = id.clone();
             s.hostname = format!("seed-{}", &id[..13]);
             s.current_task_id = None;
-            entries.push((keys::hostname(&project, &s.hostname), serde_json::to_vec(&HostnameClaim { server_id: id.clone() })?));
+            entries.push((keys::hostname(&project, &s.hostname), serde_json::to_vec(&HostnameClaim { server_id: id.clone(), claimed_at: Some(vnext_core::time::now()) })?));
             entries.push((keys::server(id), serde_json::to_vec(&s)?));
         }
         let ix = |name: String| Index::new(&store, name);
