@@ -289,7 +289,9 @@ Every list route pages the same way:
 
 - `limit`: page size, an integer from 1 to 1000 (default 20); anything else is `400`.
 - `marker`: the `id` of the last item of the previous page; an id that is not
-  in the (filtered) collection is `400`.
+  in the collection, or names an item you may not see, is `400` (the same
+  answer as for an unknown id). Filters do not apply to the marker itself,
+  so a walk goes on when its last item stopped matching meanwhile.
 - Filters: a filter may be repeated and then means any of its values
   (`?virt_state=ACTIVE&virt_state=STOPPED`); different filters must all
   match. `since` keeps the items changed at or after an RFC 3339 time. A
@@ -420,7 +422,7 @@ tx(403, body={"name": "m1.shared", "visibility": "PUBLIC", "spec": {"memory_mb":
 unauth()
 too_large()
 
-LIST_400 = ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item of the (filtered) list"]
+LIST_400 = ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item of the list that you may see"]
 w("""
 ### List server types [GET /server_types{?limit,marker,tag}]
 
@@ -1074,7 +1076,7 @@ tx(404, OTHER, name="Other project", causes=[SERVER_404])
 unauth()
 doc(expect(call("GET", f"/servers/{F}/tasks"), 200), desc="The tasks of a server whose spawn failed (`error` gives the reason):")
 doc(expect(call("GET", f"/servers/{S}/tasks?limit=0"), 400),
-    ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of a task in the (filtered) list",
+    ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of a task of this server",
      "`since` is not an RFC 3339 date-time", "`state` is not a task state", "another query parameter is given"])
 
 w("""

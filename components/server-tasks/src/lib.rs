@@ -85,7 +85,8 @@ async fn list(ctx: &Ctx) -> ApiResult<Reply> {
         (states.is_empty() || states.contains(&t.state)) && since.as_ref().is_none_or(|s| t.updated_at >= *s)
     };
     let index = Index::new(&kv, keys::server_tasks_index(&server.id));
-    let (page, next) = index.list(Order::NewestFirst, &q, |id| keys::task(id), keep, |t: &TaskRecord| t.id.as_str())?;
+    // Every task of this index is the (visible) server's.
+    let (page, next) = index.list(Order::NewestFirst, &q, |id| keys::task(id), |_| true, keep, |t: &TaskRecord| t.id.as_str())?;
     for task in &page {
         tasks::reconcile(&kv, task).await?;
     }

@@ -123,7 +123,8 @@ fn list(ctx: &Ctx) -> ApiResult<Reply> {
     let keep = |t: &ServerTypeRecord| t.visible_to(who) && (tags.is_empty() || tags.iter().any(|tag| t.tags.contains(*tag)));
     let kv = Kv::open()?;
     let index = Index::new(&kv, keys::SERVER_TYPES_INDEX);
-    let (types, next) = index.list(Order::OldestFirst, &q, |id| keys::server_type(id), keep, |t| t.id.as_str())?;
+    let visible = |t: &ServerTypeRecord| t.visible_to(who);
+    let (types, next) = index.list(Order::OldestFirst, &q, |id| keys::server_type(id), visible, keep, |t| t.id.as_str())?;
     let views = types.iter().map(|t| server_type_view(t, who)).collect();
     Ok(Reply::json(200, &paging::collection("server_types", views, "/server_types", &ctx.query, next)))
 }

@@ -87,8 +87,9 @@ fn power_state_names() -> Vec<&'static str> {
 fn page(ctx: &Ctx, who: &Identity, q: &PageQuery, collection: String, filters: &Filters, base: &str) -> ApiResult<Reply> {
     let kv = Kv::open()?;
     let index = Index::new(&kv, collection);
+    let visible = |s: &ServerRecord| who.can_act_in(&s.project_id);
     let (servers, next) =
-        index.list(Order::OldestFirst, q, |id| keys::server(id), |s: &ServerRecord| filters.keep(s), |s| s.id.as_str())?;
+        index.list(Order::OldestFirst, q, |id| keys::server(id), visible, |s: &ServerRecord| filters.keep(s), |s| s.id.as_str())?;
     let views = servers.iter().map(|s| server_summary_view(s, who)).collect();
     Ok(Reply::json(200, &paging::collection("servers", views, base, &ctx.query, next)))
 }

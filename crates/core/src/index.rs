@@ -113,6 +113,13 @@ pub fn new_collection(name: &str, ids: &[String]) -> ApiResult<NewCollection> {
     })
 }
 
+fn bad_marker(m: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "marker {m:?} is not an item of this collection; use the id of the last item of the previous page"
+    ))
+    .field("marker")
+}
+
 /// One collection's index in a store.
 pub struct Index<'a, R: Records> {
     store: &'a R,
@@ -218,12 +225,7 @@ impl<'a, R: Records> Index<'a, R> {
                 Order::NewestFirst => self.last_page()?.map(|n| (n, None)),
             });
         };
-        let bad = || {
-            ApiError::bad_request(format!(
-                "marker {m:?} is not an item of this collection; use the id of the last item of the previous page"
-            ))
-            .field("marker")
-        };
+        let bad = || bad_marker(m);
         let pos: IndexPos = self.store.get_json(&keys::index_at(&self.name, m))?.ok_or_else(bad)?;
         let page = self.page(pos.page)?.ok_or_else(bad)?;
         let i = page.ids.iter().position(|x| x == m).ok_or_else(bad)?;
@@ -234,14 +236,20 @@ impl<'a, R: Records> Index<'a, R> {
         }))
     }
 
-    /// One list page: the records (loaded by `load`, kept when `keep` says
-    /// so) after `q.marker`, at most `q.limit`, and the marker of the next
-    /// page if another matching record exists.
+    /// One list page: the records (loaded from `key_of(id)`, kept when
+    /// `keep` says so) after `q.marker`, at most `q.limit`, and the marker
+    /// of the next page if another matching record exists.
+    ///
+    /// The marker must be an item whose record the caller may see
+    /// (`visible`), or it is a 400 exactly like an unknown id, so a marker
+    /// never reveals that something exists. The list's filters do not apply
+    /// to it: a walk goes on when its last item stopped matching meanwhile.
     pub fn list<T>(
         &self,
         order: Order,
         q: &PageQuery,
         key_of: impl Fn(&str) -> String,
+        visible: impl Fn(&T) -> bool,
         keep: impl Fn(&T) -> bool,
         id_of: impl Fn(&T) -> &str,
     ) -> ApiResult<(Vec<T>, Option<String>)>
@@ -253,6 +261,11 @@ impl<'a, R: Records> Index<'a, R> {
         let Some((mut n, mut from)) = self.start(order, q.marker.as_deref())? else {
             return Ok((found, None));
         };
+        if let Some(m) = q.marker.as_deref()
+            && !self.store.get_json::<T>(&key_of(m))?.is_some_and(|r| visible(&r))
+        {
+            return Err(bad_marker(m));
+        }
         let last = match order {
             Order::OldestFirst => self.head()?,
             Order::NewestFirst => 0,
@@ -404,7 +417,7 @@ mod tests {
         let mut q = PageQuery { limit, marker: None };
         let mut all = Vec::new();
         loop {
-            let (page, next) = ix.list(order, &q, key, keep, |r: &Rec| r.id.as_str()).unwrap();
+            let (page, next) = ix.list(order, &q, key, |_| true, keep, |r: &Rec| r.id.as_str()).unwrap();
             assert!(page.len() <= limit);
             all.extend(page.into_iter().map(|r| r.id));
             match next {
@@ -439,12 +452,12 @@ mod tests {
         let s = MemStore::default();
         fill(&s, "c", 4);
         let ix = Index::new(&s, "c");
-        let (p, next) = ix.list(Order::OldestFirst, &PageQuery { limit: 4, marker: None }, key, |_: &Rec| true, |r| r.id.as_str()).unwrap();
+        let (p, next) = ix.list(Order::OldestFirst, &PageQuery { limit: 4, marker: None }, key, |_: &Rec| true, |_: &Rec| true, |r| r.id.as_str()).unwrap();
         assert_eq!((p.len(), next), (4, None));
-        let (p, next) = ix.list(Order::OldestFirst, &PageQuery { limit: 3, marker: None }, key, |_: &Rec| true, |r| r.id.as_str()).unwrap();
+        let (p, next) = ix.list(Order::OldestFirst, &PageQuery { limit: 3, marker: None }, key, |_: &Rec| true, |_: &Rec| true, |r| r.id.as_str()).unwrap();
         assert_eq!((p.len(), next.as_deref()), (3, Some("000002")));
         let empty = Index::new(&s, "none");
-        let (p, next) = empty.list(Order::NewestFirst, &PageQuery { limit: 3, marker: None }, key, |_: &Rec| true, |r| r.id.as_str()).unwrap();
+        let (p, next) = empty.list(Order::NewestFirst, &PageQuery { limit: 3, marker: None }, key, |_: &Rec| true, |_: &Rec| true, |r| r.id.as_str()).unwrap();
         assert!(p.is_empty() && next.is_none());
     }
 
@@ -465,7 +478,7 @@ mod tests {
             let ix = Index::new(&s, "c");
             s.reads.store(0, Ordering::Relaxed);
             let q = PageQuery { limit: 20, marker: Some(ids[n / 2].clone()) };
-            ix.list(Order::OldestFirst, &q, key, |_: &Rec| true, |r| r.id.as_str()).unwrap();
+            ix.list(Order::OldestFirst, &q, key, |_: &Rec| true, |_: &Rec| true, |r| r.id.as_str()).unwrap();
             s.reads.load(Ordering::Relaxed)
         };
         let (small, large) = (reads(1_000), reads(20_000));
@@ -479,7 +492,7 @@ mod tests {
         let ids = fill(&s, "c", 10);
         let ix = Index::new(&s, "c");
         let list = |m: &str| {
-            ix.list(Order::OldestFirst, &PageQuery { limit: 5, marker: Some(m.into()) }, key, |_: &Rec| true, |r| r.id.as_str())
+            ix.list(Order::OldestFirst, &PageQuery { limit: 5, marker: Some(m.into()) }, key, |_: &Rec| true, |_: &Rec| true, |r| r.id.as_str())
         };
         assert_eq!(list("nope").unwrap_err().field.as_deref(), Some("marker"));
         ix.remove(&ids[3]).unwrap();
@@ -524,6 +537,24 @@ mod tests {
         assert_eq!(walk(&s, "c", Order::NewestFirst, 1, |_| true)[0], ids[INDEX_PAGE_SIZE]);
         Index::new(&s, "c").append("late").unwrap();
         assert_eq!(s.get_json::<IndexHead>(&keys::index_head("c")).unwrap().unwrap().last_page, 1);
+    }
+
+    #[test]
+    fn a_marker_must_be_visible_but_need_not_match_the_filters() {
+        let s = MemStore::default();
+        let ids = fill(&s, "c", 6);
+        let ix = Index::new(&s, "c");
+        let q = |m: &str| PageQuery { limit: 10, marker: Some(m.to_string()) };
+        let odd_ones_hidden = |r: &Rec| r.even;
+        // Not visible: refused exactly like an unknown id.
+        let hidden = ids.iter().find(|id| !s.get_json::<Rec>(&key(id)).unwrap().unwrap().even).unwrap();
+        let e = ix.list(Order::OldestFirst, &q(hidden), key, odd_ones_hidden, |_: &Rec| true, |r| r.id.as_str()).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("marker")));
+        let unknown = ix.list(Order::OldestFirst, &q("nope"), key, odd_ones_hidden, |_: &Rec| true, |r| r.id.as_str()).unwrap_err();
+        assert_eq!(e.message.replace(hidden.as_str(), "nope"), unknown.message, "the same answer as an unknown id");
+        // Visible but filtered out (it stopped matching): the walk goes on after it.
+        let (page, _) = ix.list(Order::OldestFirst, &q(&ids[0]), key, |_: &Rec| true, |r: &Rec| r.id != ids[0], |r| r.id.as_str()).unwrap();
+        assert_eq!(page.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), ids[1..].to_vec());
     }
 
     #[test]

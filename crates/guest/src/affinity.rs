@@ -30,6 +30,8 @@ pub fn tagged(kv: &Kv, project: &str, tags: &BTreeSet<&String>) -> ApiResult<Vec
             Order::OldestFirst,
             &q,
             |id| keys::server(id),
+            // Markers come from this walk itself.
+            |_| true,
             |s: &ServerRecord| s.tags.iter().any(|t| tags.contains(t)),
             |s| &s.id,
         )?;
