@@ -520,7 +520,8 @@ unauth()
 w("""
 ### Replace the tags [PUT]
 
-The body is a JSON array of tags (not an object); duplicates collapse.
+The body is a JSON array of tags, or the `{"tags": [...]}` document GET
+answers (so what was read can be written back); duplicates collapse.
 
 """)
 action("PUT", "/server_types/m1.small/tags")
