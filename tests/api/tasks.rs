@@ -876,7 +876,6 @@ fn another_projects_member_gets_404_for_the_servers_tasks() {
 // -------------------------------------------------------------------- bugs
 
 #[test]
-#[ignore = "bug: a COMPLETED RESIZE leaves the server's type_id and spec unchanged (progress::apply_to_server never copies the new type)"]
 fn resize_gives_the_server_the_new_type_and_its_spec() {
     let host = Host::vnext();
     let small = create_type(&host, "m1.rs-small", 512);
@@ -892,7 +891,6 @@ fn resize_gives_the_server_the_new_type_and_its_spec() {
 
 
 #[test]
-#[ignore = "bug: RESIZE of a STOPPED server ends with virt_state STOPPED but power_state RUNNING (the fake driver boots it)"]
 fn resize_of_a_stopped_server_leaves_it_powered_off() {
     let host = Host::vnext();
     let small = create_type(&host, "m1.st-small", 512);

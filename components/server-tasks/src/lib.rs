@@ -117,7 +117,7 @@ fn check_startable(server: &ServerRecord, who: &Identity, action: TaskAction) ->
 }
 
 /// Inputs the hypervisor needs that come from other records.
-async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &NewTask) -> ApiResult<(Vec<String>, Option<vnext_core::hypervisor::ServerSpec>)> {
+async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &NewTask) -> ApiResult<(Vec<String>, Option<vnext_core::model::TypeSpec>)> {
     match new.action {
         TaskAction::Resize => {
             let type_id = new.args.type_id.as_deref().unwrap_or_default();
@@ -128,7 +128,7 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             let t = t.filter(|t| t.visible_to(who)).ok_or_else(|| {
                 ApiError::bad_request(format!("no server type {type_id} visible to you")).field("type_id")
             })?;
-            Ok((Vec::new(), Some(t.spec.server_spec())))
+            Ok((Vec::new(), Some(t.spec)))
         }
         TaskAction::Move => {
             let placements = hv::list_placements().await?;
@@ -176,7 +176,7 @@ async fn start(ctx: &Ctx) -> ApiResult<Reply> {
         tasks::reconcile(&kv, &task).await?;
     }
     check_startable(&server, who, new.action)?;
-    let (candidates, resize_spec) = gather_inputs(&kv, who, &server, &new).await?;
+    let (candidates, resize_to) = gather_inputs(&kv, who, &server, &new).await?;
 
     let now = time::now();
     let task_id = new_id();
@@ -211,6 +211,8 @@ async fn start(ctx: &Ctx) -> ApiResult<Reply> {
     if immediate {
         task.state = TaskState::Completed;
     }
+    task.resize_to = resize_to.clone();
+    let resize_spec = resize_to.as_ref().map(|s| s.server_spec());
     let inputs = ActionInputs { server: &claimed, candidates, password: new.password.clone(), resize_spec };
     // Stored with the task (unless it holds a password) so a crash before
     // the submission can be healed by tasks::reconcile.

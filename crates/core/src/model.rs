@@ -512,7 +512,7 @@ pub struct TaskItem {
 
 /// Stored at [`crate::keys::task`], items embedded so that one CAS applies
 /// an event to both the item and the task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub id: String,
     pub server_id: String,
@@ -540,6 +540,10 @@ pub struct TaskRecord {
     /// never reaches the hypervisor. See `vnext_guest::tasks::reconcile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<crate::hypervisor::Operation>,
+    /// RESIZE: the new type's spec, copied when the task started, which the
+    /// server takes (with `args.type_id`) when the task completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_to: Option<TypeSpec>,
 }
 
 impl TaskRecord {
@@ -581,6 +585,7 @@ impl TaskRecord {
             last_seq: 0,
             from_virt_state: server.virt_state,
             operation: None,
+            resize_to: None,
         }
     }
 }

@@ -135,6 +135,15 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
         {
             server.power_state = Some(p);
         }
+        // A completed RESIZE gives the server its new type and that type's
+        // spec (copied when the task started; the type may change since).
+        if completed
+            && task.action == crate::model::TaskAction::Resize
+            && let (Some(spec), Some(type_id)) = (&task.resize_to, &task.args.type_id)
+        {
+            server.spec = spec.clone();
+            server.type_id = type_id.clone();
+        }
         if server.current_task_id.as_deref() == Some(task.id.as_str()) {
             server.current_task_id = None;
         }
@@ -239,6 +248,25 @@ mod tests {
         assert!(t.items.iter().all(|i| i.state == ItemState::Aborted && i.ended_at.is_some()));
         apply_to_server(&mut s, &before, &e).unwrap();
         assert_eq!(s.virt_state, VirtState::Error);
+    }
+
+    #[test]
+    fn a_completed_resize_gives_the_server_its_new_type_and_spec_and_an_aborted_one_does_not() {
+        let mut s = server();
+        s.virt_state = VirtState::Active;
+        let new_spec = crate::model::TypeSpec { memory_mb: 4096, root_disk_gb: 40, cpu_units: 4, rxtx_factor: None, swap_mb: None };
+        let mut ids = (0..).map(|i| format!("item{i}"));
+        let args = TaskArgs { type_id: Some("t-big".into()), ..TaskArgs::default() };
+        let mut t = TaskRecord::new("t2".into(), &s, TaskAction::Resize, args, "u1",
+            transitions::get(TaskAction::Resize).items, "2026-01-01T00:00:00Z", &mut || ids.next().unwrap());
+        t.from_virt_state = VirtState::Active;
+        t.resize_to = Some(new_spec.clone());
+        let last = t.items.len() as u32 - 1;
+        let mut aborted = s.clone();
+        apply_to_server(&mut aborted, &t, &ev(2, 0, StepState::Aborted, OperationState::Aborted)).unwrap();
+        assert_eq!((aborted.type_id.as_str(), &aborted.spec), (s.type_id.as_str(), &s.spec));
+        apply_to_server(&mut s, &t, &ev(9, last, StepState::Completed, OperationState::Completed)).unwrap();
+        assert_eq!((s.type_id.as_str(), s.spec), ("t-big", new_spec));
     }
 
     #[test]

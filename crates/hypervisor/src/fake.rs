@@ -366,8 +366,13 @@ impl FakeServer {
             }
             Action::Resize(spec) => {
                 self.spec = *spec;
-                self.stop(PowerState::Shutdown, "resizing");
-                self.boot(now, "resize");
+                // As Nova: a server resized while powered off stays off.
+                if p == PowerState::Running {
+                    self.stop(PowerState::Shutdown, "resizing");
+                    self.boot(now, "resize");
+                } else {
+                    self.log(format!("{}: resized while powered off", self.hostname));
+                }
                 Ok(true)
             }
             Action::Move(args) => {
