@@ -1279,8 +1279,9 @@ Which task may start when, and what it leaves behind. The rows are the data of
 - **Items**: the task's items, in order, one hypervisor step each.
 
 The semantics follow Nova, except: RESIZE and MOVE have no confirm/revert step,
-so they end in the state they started from (`RESIZED` is never produced);
-LOCK and UNLOCK have no items; a failed CREATE, RESIZE, MOVE or TERMINATE
+so they end in the state they started from (`RESIZED` is never produced; a
+completed RESIZE gives the server the new `type_id` and that type's `spec`,
+and a server resized while powered off stays off); LOCK and UNLOCK have no items; a failed CREATE, RESIZE, MOVE or TERMINATE
 leaves the server in `ERROR`, any other failure restores the prior state.
 
 | Action | From | While running | Completed (virt / power) | Aborted | Items | Arguments |
