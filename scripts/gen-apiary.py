@@ -253,7 +253,10 @@ e.g. `spec.cpu_units`, `servers[1].hostname`, or the query parameter).
 
 Statuses, in the order the checks run:
 
-- `404` a path that matches no route (any method), e.g. `/nope`.
+- `404` a path that matches no route (any method), e.g. `/nope`. A path
+  spelled as in the 2014 proposal (`/servers_tasks/...`, `/servers_types...`,
+  `/project/...`, `/server/...`) that is a route once corrected gets `308`
+  with `Location` set to the canonical path (query kept), for any method.
 - `405` a route that does not accept the method; the `Allow` header lists the
   methods it does accept (the same list as `hints.allow` in JSON-Home).
   Checked before authentication.

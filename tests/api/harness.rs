@@ -176,7 +176,8 @@ impl Resp {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+    // Redirects are answers to check, not to follow.
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build()
 }
 
 /// Sends a JSON request; `token` goes into `X-Auth-Token`.

@@ -157,6 +157,29 @@ fn bad_requests_get_the_one_error_shape() {
 }
 
 #[test]
+fn proposal_spellings_of_paths_redirect_to_the_canonical_ones() {
+    let host = Host::vnext();
+    let type_id = create_type(&host, "m1.typo");
+    let id = launch(&host, &type_id, "typo-1");
+    let task_id = create_task_of(&host, &id)["id"].as_str().unwrap().to_string();
+    let r = send("GET", &host.url(&format!("/servers_tasks/{task_id}/items?limit=2")), Some(&member()), None);
+    assert_eq!(r.status, 308, "{}", r.body);
+    let location = r.header("location").unwrap().to_string();
+    assert_eq!(location, format!("/server_tasks/{task_id}/items?limit=2"));
+    let followed = send("GET", &host.url(&location), Some(&member()), None);
+    assert_eq!(followed.status, 200, "{}", followed.body);
+    assert_eq!(followed.json()["server_task_items"].as_array().map(Vec::len), Some(2), "{}", followed.body);
+    // Any method: 308 tells the client to repeat it, body and all, there.
+    let r = send("POST", &host.url(&format!("/project/{PROJECT}/servers")), Some(&member()), Some(&json!({})));
+    assert_eq!((r.status, r.header("location")), (308, Some(format!("/projects/{PROJECT}/servers").as_str())));
+    let r = send("GET", &host.url(&format!("/server/{id}/tags")), Some(&member()), None);
+    assert_eq!((r.status, r.header("location")), (308, Some(format!("/servers/{id}/tags").as_str())));
+    // What is no route even when corrected stays the JSON 404.
+    assert_error_shape(&send("GET", &host.url("/servers_tasks/"), Some(&member()), None), 404);
+    assert_error_shape(&send("GET", &host.url("/servers_typo"), Some(&member()), None), 404);
+}
+
+#[test]
 fn events_route_refuses_a_wrong_secret() {
     let host = Host::vnext();
     let r = send(

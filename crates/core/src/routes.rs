@@ -114,6 +114,30 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Spellings the 2014 proposal used for some paths, and the canonical
+/// prefix each stands for (the spec's "Typos in the proposal").
+const PROPOSAL_SPELLINGS: [(&str, &str); 4] = [
+    ("/servers_tasks/", "/server_tasks/"),
+    ("/servers_types", "/server_types"),
+    ("/project/", "/projects/"),
+    ("/server/", "/servers/"),
+];
+
+/// The canonical path for a path spelled as in the proposal
+/// (`/servers_tasks/{id}/items` -> `/server_tasks/{id}/items`), if that is a
+/// route; clients written from the proposal are redirected there (308).
+pub fn canonical_path(path: &str) -> Option<String> {
+    PROPOSAL_SPELLINGS.iter().find_map(|(typo, canonical)| {
+        let rest = path.strip_prefix(typo)?;
+        // `/servers_types` must end there or go on with a segment.
+        if !typo.ends_with('/') && !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        let fixed = format!("{canonical}{rest}");
+        match_path(&fixed).is_some().then_some(fixed)
+    })
+}
+
 /// The row whose template matches `path` (no query), with its variables.
 /// A variable matches one non-empty segment; an undecodable segment matches
 /// nothing.
@@ -186,6 +210,19 @@ pub fn json_home() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proposal_spellings_map_to_canonical_routes_only() {
+        let id = "6f1d6a3e-1111-4000-8000-000000000001";
+        assert_eq!(canonical_path(&format!("/servers_tasks/{id}/items")), Some(format!("/server_tasks/{id}/items")));
+        assert_eq!(canonical_path("/servers_types"), Some("/server_types".to_string()));
+        assert_eq!(canonical_path(&format!("/servers_types/{id}/tags")), Some(format!("/server_types/{id}/tags")));
+        assert_eq!(canonical_path(&format!("/project/{id}/servers")), Some(format!("/projects/{id}/servers")));
+        assert_eq!(canonical_path(&format!("/server/{id}/tags")), Some(format!("/servers/{id}/tags")));
+        assert_eq!(canonical_path("/servers_typesX"), None);
+        assert_eq!(canonical_path("/server/"), None, "only to a route that exists");
+        assert_eq!(canonical_path("/server_tasks/x"), None, "canonical paths are not rewritten");
+    }
 
     #[test]
     fn matches_literals_and_variables() {

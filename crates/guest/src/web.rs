@@ -170,7 +170,21 @@ where
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let not_found = || ApiError::not_found(format!("no route {path}; GET / lists every route"));
-    let (route, params) = routes::match_path(&path).ok_or_else(not_found)?;
+    let Some((route, params)) = routes::match_path(&path) else {
+        // The catch-all (root) sends clients written from the proposal's
+        // spellings of some paths to the canonical ones; 308 keeps the
+        // method and the body.
+        if component == Component::Root
+            && let Some(to) = routes::canonical_path(&path)
+        {
+            let location = match parts.uri.query() {
+                Some(q) => format!("{to}?{q}"),
+                None => to,
+            };
+            return Ok(Reply::empty(308).header("location", location));
+        }
+        return Err(not_found());
+    };
     if route.component != component {
         return Err(not_found());
     }
