@@ -32,6 +32,10 @@ pub fn new_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // `VNEXT_PERFMAP=1` names guest code in `perf` profiles (/tmp/perf-<pid>.map).
+    if std::env::var_os("VNEXT_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(limits.max_instances);
     // A Rust component has a few core instances (main module, adapters),
