@@ -1,7 +1,8 @@
 //! The host's life cycle, as `spin up` users expect: a manifest with an
 //! unknown field is refused at start naming the field; SIGTERM lets an
 //! in-flight request finish and exits 0; the second start of the same
-//! components loads them from the compile cache.
+//! components loads them from the compile cache; an app that does not
+//! depend on the hypervisor interface needs no inventory.
 
 use crate::harness::wait_for;
 use crate::probe::{get, probe_host, run_expecting_exit, write_manifest};
@@ -123,4 +124,43 @@ fn component_output_is_kept_in_log_files() {
     });
     assert!(text.contains("panicked"), "{text}");
     assert!(host.state_dir.join("logs/probe3_stdout.txt").exists());
+}
+
+#[test]
+fn an_app_without_a_hypervisor_dependency_needs_no_inventory() {
+    // Any Spin app runs with `vnext up -f app.toml` alone, as with `spin up`:
+    // no inventory is read when no component depends on the hypervisor.
+    crate::probe::require_probes();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), VALID);
+    let host = crate::harness::HostBuilder::new(&manifest).start();
+    assert_eq!(get(&host.url("/web/headers")).status, 200);
+    assert!(host.log().contains("running without a hypervisor adapter"), "{}", host.log());
+}
+
+#[test]
+fn an_app_that_needs_the_hypervisor_names_the_missing_default_inventory() {
+    crate::probe::require_probes();
+    let dir = tempfile::tempdir().unwrap();
+    let with_dependency = format!(
+        "{VALID}\n[component.web.dependencies]\n\"vnext:compute/hypervisor@0.1.0\" = {{ path = \"client.wasm\" }}\n"
+    );
+    let manifest = write_manifest(dir.path(), &with_dependency);
+    let state = tempfile::tempdir().unwrap();
+    // Run where deploy/sample-inventory.toml does not exist.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vnext"))
+        .current_dir(dir.path())
+        .arg("up")
+        .arg("-f")
+        .arg(&manifest)
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("run vnext");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "started without an inventory:\n{text}");
+    assert!(
+        text.contains("deploy/sample-inventory.toml") && text.contains("--inventory") && text.contains("\"web\""),
+        "the error should name the component, the inventory file and the flag:\n{text}"
+    );
 }

@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 pub const RUNTIME_EVENT_INTERVAL: u32 = 4;
 /// Default sequential requests per WASI 0.3 instance (Spin 4's default).
 pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: usize = 128;
+/// Inventory of `vnext up` when a component needs the hypervisor and none is given.
+pub const DEFAULT_INVENTORY: &str = "deploy/sample-inventory.toml";
 /// Default idle WASI 0.3 instances kept per component.
 pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 16;
 
@@ -70,9 +72,11 @@ pub struct UpArgs {
     #[arg(long = "key-value", value_name = "KEY=VALUE")]
     pub key_values: Vec<String>,
     /// Deployment inventory (placements, compute nodes, driver) for the
-    /// in-process hypervisor adapter.
-    #[arg(long, default_value = "deploy/sample-inventory.toml")]
-    pub inventory: PathBuf,
+    /// in-process hypervisor adapter. Default: deploy/sample-inventory.toml
+    /// when a component depends on the hypervisor interface; an application
+    /// without such a component runs without an adapter unless this is given.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
     /// Shared secret for progress events (the `events_secret` variable).
     /// Default: a random value for this process.
     #[arg(long, env = "VNEXT_EVENTS_SECRET", hide_env_values = true)]
@@ -101,7 +105,7 @@ pub struct UpArgs {
 #[derive(clap::Args, Debug)]
 pub struct AdapterArgs {
     /// Deployment inventory (placements, compute nodes, driver).
-    #[arg(long, default_value = "deploy/sample-inventory.toml")]
+    #[arg(long, default_value = DEFAULT_INVENTORY)]
     pub inventory: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = DEFAULT_ADAPTER_LISTEN)]
@@ -208,7 +212,35 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let events_secret = args.events_secret.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let events = crate::events::InProcessSink::new(events_secret.clone());
-    let hypervisor = crate::events::start_adapter(&args.inventory, &state_dir, events.clone()).await?;
+    let needs_hypervisor = manifest
+        .component
+        .iter()
+        .find(|(_, c)| c.dependencies.contains_key(crate::app::HYPERVISOR_INTERFACE))
+        .map(|(id, _)| id.clone());
+    let inventory = match (&args.inventory, &needs_hypervisor) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(id)) => {
+            let default = PathBuf::from(DEFAULT_INVENTORY);
+            anyhow::ensure!(
+                default.exists(),
+                "component {id:?} depends on {}, served by the hypervisor adapter, whose inventory \
+                 {DEFAULT_INVENTORY} does not exist here: give one with --inventory",
+                crate::app::HYPERVISOR_INTERFACE
+            );
+            Some(default)
+        }
+        (None, None) => None,
+    };
+    let hypervisor = match &inventory {
+        Some(p) => Some(crate::events::start_adapter(p, &state_dir, events.clone()).await?),
+        None => {
+            eprintln!(
+                "no component depends on {}: running without a hypervisor adapter",
+                crate::app::HYPERVISOR_INTERFACE
+            );
+            None
+        }
+    };
 
     let options = RuntimeOptions {
         state_dir: state_dir.clone(),
@@ -219,7 +251,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         max_instance_reuse_count: args.max_instance_reuse_count,
         max_idle_instances: args.max_idle_instances,
     };
-    let app = App::load(&manifest, &base, options, stores, Some(hypervisor), |r| {
+    let app = App::load(&manifest, &base, options, stores, hypervisor, |r| {
         let how = match r.cache {
             CacheOutcome::Hit => "from cache",
             CacheOutcome::Miss => "compiled",

@@ -48,12 +48,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Read { source, .. } | Error::StateDir { source, .. } => Some(source),
-            Error::Journal { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+// The messages above already include their cause, so `source` stays None:
+// a chain printed with `{:#}` would otherwise say it twice.
+impl std::error::Error for Error {}
