@@ -1286,6 +1286,9 @@ so they end in the state they started from (`RESIZED` is never produced; a
 completed RESIZE gives the server the new `type_id` and that type's `spec`,
 and a server resized while powered off stays off); LOCK and UNLOCK have no items; a failed CREATE, RESIZE, MOVE or TERMINATE
 leaves the server in `ERROR`, any other failure restores the prior state.
+A failed CREATE is rolled back: the server is in `ERROR` on no compute node, no
+hypervisor holds it, and only TERMINATE (and LOCK, UNLOCK) may start; the other
+actions the table allows from `ERROR` get 409.
 
 | Action | From | While running | Completed (virt / power) | Aborted | Items | Arguments |
 |---|---|---|---|---|---|---|

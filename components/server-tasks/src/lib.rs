@@ -98,6 +98,7 @@ async fn list(ctx: &Ctx) -> ApiResult<Reply> {
 /// Checks, on the freshest server record, that `who` may start `new` now.
 fn check_startable(server: &ServerRecord, who: &Identity, action: TaskAction) -> ApiResult<()> {
     transitions::get(action).check_start(server.virt_state)?;
+    server.check_task_needs_node(action)?;
     // LOCK/UNLOCK never reach the hypervisor, so a running task does not block them.
     let hypervisor_task = !matches!(action, TaskAction::Lock | TaskAction::Unlock);
     if let Some(running) = server.current_task_id.as_ref().filter(|_| hypervisor_task) {

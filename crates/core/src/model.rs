@@ -316,6 +316,26 @@ impl ServerRecord {
         Ok(())
     }
 
+    /// A server in ERROR that is on no compute node (its CREATE failed, so
+    /// no hypervisor holds it) can only be terminated: any other action of
+    /// the hypervisor would be accepted and then abort. 409 for those
+    /// (LOCK and UNLOCK never reach the hypervisor and stay allowed).
+    pub fn check_task_needs_node(&self, action: TaskAction) -> ApiResult<()> {
+        use TaskAction as A;
+        if self.virt_state != VirtState::Error
+            || self.compute_node_id.is_some()
+            || matches!(action, A::Terminate | A::Lock | A::Unlock)
+        {
+            return Ok(());
+        }
+        Err(ApiError::conflict(format!(
+            "{} is not possible: server {} is in ERROR on no compute node (its launch failed), so no \
+             hypervisor holds it; TERMINATE it and launch it again",
+            action.as_str(),
+            self.id
+        )))
+    }
+
     /// Console and diagnostics need a server that lives on a compute node:
     /// 409 while it has none yet (BUILDING before scheduling, a failed
     /// launch), once it is offloaded (SHELVED_OFFLOADED), and once it is

@@ -20,7 +20,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{OperationState, StepState, TaskEvent};
-use crate::model::{ItemState, Networking, ServerRecord, TaskRecord, TaskState};
+use crate::model::{ItemState, Networking, ServerRecord, TaskAction, TaskRecord, TaskState};
 use crate::time;
 use crate::transitions;
 
@@ -129,6 +129,12 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
     if ev.operation_state.is_terminal() {
         let completed = ev.operation_state == OperationState::Completed;
         server.virt_state = row.virt_after(completed, task.from_virt_state);
+        // The adapter rolls a failed spawn back (its claim released, the
+        // driver forgetting it), whatever node an earlier step reported.
+        if !completed && task.action == TaskAction::Create {
+            server.compute_node_id = None;
+            server.compute_node_hostname = None;
+        }
         if completed
             && ev.server.is_none()
             && let Some(p) = row.power_on_complete
@@ -138,7 +144,7 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
         // A completed RESIZE gives the server its new type and that type's
         // spec (copied when the task started; the type may change since).
         if completed
-            && task.action == crate::model::TaskAction::Resize
+            && task.action == TaskAction::Resize
             && let (Some(spec), Some(type_id)) = (&task.resize_to, &task.args.type_id)
         {
             server.spec = spec.clone();
@@ -212,6 +218,21 @@ mod tests {
         let before = t.clone();
         assert!(!apply_to_task(&mut t, &ev(1, 0, StepState::Completed, OperationState::Running)).unwrap());
         assert_eq!(t, before);
+    }
+
+    #[test]
+    fn a_failed_create_leaves_the_server_on_no_node() {
+        let mut s = server();
+        s.compute_node_id = Some("n2".into());
+        s.compute_node_hostname = Some("node-2".into());
+        let t = task(&s);
+        apply_to_server(&mut s, &t, &ev(8, 3, StepState::Aborted, OperationState::Aborted)).unwrap();
+        assert_eq!(s.virt_state, VirtState::Error);
+        assert_eq!((&s.compute_node_id, &s.compute_node_hostname), (&None, &None));
+        let refused = s.check_task_needs_node(TaskAction::HardReboot).unwrap_err();
+        assert_eq!(refused.status, 409);
+        assert!(s.check_task_needs_node(TaskAction::Terminate).is_ok());
+        assert!(s.check_task_needs_node(TaskAction::Lock).is_ok());
     }
 
     #[test]
