@@ -220,12 +220,18 @@ as the "Task transitions" section below.
 ## Authentication
 
 Every route except `GET /`, `GET /schemas` and `GET /schemas/{object}` needs
-an `X-Auth-Token` header. The verifier in use is the development one (as
-Nova's noauth2, for trusted setups only): the token names the caller.
+an `X-Auth-Token` header. The deployment chooses the verifier (Spin variable
+`auth_verifier`). The examples here use the development one (`dev`, the
+default; as Nova's noauth2, for trusted setups only): the token names the caller.
 
 - `X-Auth-Token: <user-uuid>:<project-uuid>`: a member of that project.
 - `X-Auth-Token: <user-uuid>:<project-uuid>:admin`: an elevated (admin) caller,
   who sees and may change everything.
+
+With `keystone`, the token is an OpenStack Identity v3 token scoped to a
+project: its user and project are the caller's, and the role `admin` makes an
+elevated caller. A token Keystone does not accept is `401`; when Keystone
+cannot be reached to check a token not checked recently, `503`.
 
 UUIDs are accepted hyphenated or as 32 hex digits. A missing or malformed token
 is `401`. A caller that is known but not allowed to do something is `403`. Things

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything vNext Compute needs on a fresh Debian 12 machine:
 # the wasm32-wasip2 Rust target, Redis (for the Redis key-value backend tests),
-# wrk (for the benchmark), and Node.js with Dredd (scripts/dredd.sh replays
-# apiary.apib against a live host). Safe to run again: every step is
+# wrk (for the benchmark), Node.js with Dredd (scripts/dredd.sh replays
+# apiary.apib against a live host), and OpenStack Keystone in a Python venv
+# (target/keystone-venv; the Keystone verifier's tests start one). Safe to run again: every step is
 # idempotent and says nothing when there is nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 # machine (e.g. a newer one that bundles npm) is used as it is.
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -34,5 +37,13 @@ if [ "$installed" != "$wanted" ] || [ ! -x tests/dredd/node_modules/.bin/dredd ]
   log "dredd $wanted (npm ci in tests/dredd)"
   (cd tests/dredd && npm ci --no-audit --no-fund --loglevel=error)
   tests/dredd/node_modules/.bin/dredd --version >/dev/null
+fi
+# Keystone (OpenStack Identity) for the Keystone verifier's tests, pinned.
+KEYSTONE_VENV=target/keystone-venv
+KEYSTONE_PINS=("keystone==30.0.0" "gunicorn==27.0.1")
+if ! "$KEYSTONE_VENV/bin/python" -c 'import keystone, gunicorn' 2>/dev/null; then
+  log "${KEYSTONE_PINS[*]} (pip, into $KEYSTONE_VENV)"
+  python3 -m venv "$KEYSTONE_VENV"
+  "$KEYSTONE_VENV/bin/pip" install -q --disable-pip-version-check "${KEYSTONE_PINS[@]}"
 fi
 log "done"

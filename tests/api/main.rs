@@ -3,6 +3,7 @@
 
 mod apiary;
 mod harness;
+mod keystone;
 mod launch;
 mod lists;
 mod placements;

@@ -1,11 +1,12 @@
 //! Who is calling: [`Identity`], and the [`Verifier`] that turns an
 //! `X-Auth-Token` into one.
 //!
-//! Routes depend only on the trait, so a Keystone verifier (which needs
-//! HTTP and a cache, hence lives in the guest crate) can be added later
-//! without touching them. [`DevTokenVerifier`] is the development form,
-//! like Nova's noauth2: `<user-uuid>:<project-uuid>` or
-//! `<user-uuid>:<project-uuid>:admin`.
+//! Routes depend only on the trait. [`DevTokenVerifier`] is the development
+//! form, like Nova's noauth2: `<user-uuid>:<project-uuid>` or
+//! `<user-uuid>:<project-uuid>:admin`. The Keystone verifier needs HTTP and
+//! the key-value store, so it lives in the guest crate; what it decides
+//! without I/O is here, in [`keystone`]: reading Keystone's answer into an
+//! [`Identity`], and how long a checked token stays trusted.
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::parse_uuid;
@@ -67,6 +68,163 @@ impl DevTokenVerifier {
 impl Verifier for DevTokenVerifier {
     async fn verify(&self, token: Option<&str>) -> ApiResult<Identity> {
         Self::parse(token)
+    }
+}
+
+/// The target-independent half of the Keystone (OpenStack Identity v3)
+/// verifier: the answer of `GET /v3/auth/tokens` read into an identity, and
+/// the cache record that spares a Keystone round trip (~40 ms) per request.
+pub mod keystone {
+    use super::Identity;
+    use crate::error::{ApiError, ApiResult};
+    use crate::ids::parse_uuid;
+    use serde::{Deserialize, Serialize};
+    use std::time::{Duration, SystemTime};
+
+    /// The Keystone role that makes a caller elevated (admin).
+    pub const ADMIN_ROLE: &str = "admin";
+
+    /// How long a token checked with Keystone is trusted without asking
+    /// again (bounded by the token's own expiry): a revoked token keeps
+    /// working at most this long, as with keystonemiddleware's default
+    /// `token_cache_time`.
+    pub const CACHE_FOR: Duration = Duration::from_secs(300);
+
+    #[derive(Deserialize)]
+    struct Body {
+        token: Token,
+    }
+
+    #[derive(Deserialize)]
+    struct Token {
+        expires_at: String,
+        user: Named,
+        project: Option<Named>,
+        #[serde(default)]
+        roles: Vec<Role>,
+    }
+
+    #[derive(Deserialize)]
+    struct Named {
+        id: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Role {
+        name: String,
+    }
+
+    /// A token Keystone vouched for, as cached under
+    /// [`crate::keys::keystone_token`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CheckedToken {
+        pub user_id: String,
+        pub project_id: String,
+        pub admin: bool,
+        /// The token's expiry, from Keystone.
+        pub expires_at: String,
+        /// When Keystone last confirmed it.
+        pub checked_at: String,
+    }
+
+    impl CheckedToken {
+        /// Reads Keystone's 200 answer to a token validation (checked at
+        /// `now`). A token scoped to no project, or naming ids that are not
+        /// UUIDs (Keystone's are 32 hex digits), is refused with 401.
+        pub fn from_validation(body: &[u8], now: SystemTime) -> ApiResult<CheckedToken> {
+            let body: Body = serde_json::from_slice(body)
+                .map_err(|e| ApiError::unavailable(format!("Keystone answered a token check with unexpected JSON: {e}")))?;
+            let t = body.token;
+            let project = t.project.ok_or_else(|| {
+                ApiError::unauthorized("the Keystone token is not scoped to a project; ask Keystone for a project-scoped token")
+            })?;
+            let user_id = parse_uuid(&t.user.id)
+                .ok_or_else(|| ApiError::unauthorized(format!("the token's user id {:?} is not a UUID", t.user.id)))?;
+            let project_id = parse_uuid(&project.id)
+                .ok_or_else(|| ApiError::unauthorized(format!("the token's project id {:?} is not a UUID", project.id)))?;
+            crate::time::parse(&t.expires_at)
+                .ok_or_else(|| ApiError::unavailable(format!("Keystone gave an unreadable expires_at {:?}", t.expires_at)))?;
+            Ok(CheckedToken {
+                user_id,
+                project_id,
+                admin: t.roles.iter().any(|r| r.name == ADMIN_ROLE),
+                expires_at: t.expires_at,
+                checked_at: crate::time::format(now),
+            })
+        }
+
+        /// The identity, while the record may be trusted at `now`: before
+        /// the token expires and within [`CACHE_FOR`] of the last check.
+        pub fn identity_at(&self, now: SystemTime) -> Option<Identity> {
+            let expires = crate::time::parse(&self.expires_at)?;
+            let checked = crate::time::parse(&self.checked_at)?;
+            (now < expires && now < checked + CACHE_FOR).then(|| self.identity())
+        }
+
+        pub fn identity(&self) -> Identity {
+            Identity { user_id: self.user_id.clone(), project_id: self.project_id.clone(), admin: self.admin }
+        }
+
+        /// Whether the token itself has expired at `now` (an expired token
+        /// is 401 without asking Keystone).
+        pub fn expired_at(&self, now: SystemTime) -> bool {
+            crate::time::parse(&self.expires_at).is_none_or(|e| now >= e)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const USER: &str = "0123456789abcdef0123456789abcdef";
+        const PROJECT: &str = "fedcba9876543210fedcba9876543210";
+
+        fn answer(roles: &[&str], project: bool) -> Vec<u8> {
+            let roles: Vec<_> = roles.iter().map(|r| serde_json::json!({"id": "r", "name": r})).collect();
+            let mut token = serde_json::json!({
+                "expires_at": "2030-01-01T00:00:00.000000Z",
+                "user": {"id": USER, "name": "alice", "domain": {"id": "default"}},
+                "roles": roles,
+                "methods": ["password"],
+            });
+            if project {
+                token["project"] = serde_json::json!({"id": PROJECT, "name": "demo"});
+            }
+            serde_json::to_vec(&serde_json::json!({ "token": token })).unwrap()
+        }
+
+        fn at(s: &str) -> SystemTime {
+            crate::time::parse(s).unwrap()
+        }
+
+        #[test]
+        fn keystone_ids_become_canonical_uuids_and_the_admin_role_elevates() {
+            let now = at("2029-01-01T00:00:00Z");
+            let member = CheckedToken::from_validation(&answer(&["member", "reader"], true), now).unwrap();
+            assert_eq!(member.user_id, "01234567-89ab-cdef-0123-456789abcdef");
+            assert_eq!(member.project_id, "fedcba98-7654-3210-fedc-ba9876543210");
+            assert!(!member.admin);
+            assert!(CheckedToken::from_validation(&answer(&["member", "admin"], true), now).unwrap().admin);
+        }
+
+        #[test]
+        fn an_unscoped_token_is_401() {
+            let e = CheckedToken::from_validation(&answer(&[], false), SystemTime::now()).unwrap_err();
+            assert_eq!(e.status, 401);
+        }
+
+        #[test]
+        fn a_cached_check_is_trusted_until_the_cache_time_or_the_expiry() {
+            let checked = at("2029-01-01T00:00:00Z");
+            let t = CheckedToken::from_validation(&answer(&["member"], true), checked).unwrap();
+            assert!(t.identity_at(at("2029-01-01T00:04:59Z")).is_some());
+            assert!(t.identity_at(at("2029-01-01T00:05:01Z")).is_none(), "older than CACHE_FOR: ask again");
+            let mut soon = t.clone();
+            soon.expires_at = "2029-01-01T00:01:00Z".into();
+            assert!(soon.identity_at(at("2029-01-01T00:01:00Z")).is_none(), "expired");
+            assert!(soon.expired_at(at("2029-01-01T00:01:00Z")));
+            assert!(!t.expired_at(at("2029-01-01T00:01:00Z")));
+        }
     }
 }
 

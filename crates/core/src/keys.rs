@@ -13,6 +13,7 @@
 //! | `project/{p}/hostname/{h}` | [`HostnameClaim`] `{"server_id": ..., "claimed_at": ...}` |
 //! | `task/{id}` | [`crate::model::TaskRecord`], items embedded |
 //! | `index/{collection}/...` | the collection indexes of [`crate::index`] |
+//! | `auth/keystone/{sha256 of token}` | [`crate::auth::keystone::CheckedToken`]: a cached token check |
 //!
 //! Uniqueness (type names, hostnames) is a *claim* record created with
 //! compare-and-swap on an absent key: whoever creates it owns the name, and
@@ -40,6 +41,12 @@ pub fn server_type(id: &str) -> String {
 
 pub fn server_type_name(name: &str) -> String {
     format!("server_type_name/{name}")
+}
+
+/// A Keystone token check, cached; keyed by the SHA-256 (hex) of the token
+/// so stored keys never reveal a usable token.
+pub fn keystone_token(token_sha256_hex: &str) -> String {
+    format!("auth/keystone/{token_sha256_hex}")
 }
 
 pub fn server(id: &str) -> String {

@@ -8,7 +8,9 @@
 //!   [`records`]: loading servers and tasks the caller may see; [`index`]:
 //!   the collection indexes behind every list (logic in `vnext_core::index`).
 //! - [`web`]: request parsing, authentication, dispatch through the core
-//!   route table, and responses (request id, API version, error shape).
+//!   route table, and responses (request id, API version, error shape);
+//!   [`auth`]: the verifier the configuration chose (development tokens or
+//!   Keystone, with its cache).
 //! - [`tasks`]: submitting a task's operation (or recording its failure);
 //!   [`affinity`]: reading the servers an affinity rule targets;
 //!   [`claims`]: hostname claims (unique names per project).
@@ -19,6 +21,7 @@
 //! logic, and use these helpers for I/O.
 
 pub mod affinity;
+pub mod auth;
 pub mod bindings;
 pub mod claims;
 pub mod hv;

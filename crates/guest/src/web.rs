@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::future::Future;
-use vnext_core::auth::{DevTokenVerifier, Identity, Verifier};
+use vnext_core::auth::{Identity, Verifier};
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::new_request_id;
 use vnext_core::routes::{self, Component, Params, Route};
@@ -88,11 +88,6 @@ impl Reply {
     }
 }
 
-/// The verifier in use. The development form is the default of the
-/// embedded setup; a Keystone verifier will be chosen here by configuration.
-pub fn verifier() -> impl Verifier {
-    DevTokenVerifier
-}
 
 fn sane_request_id(v: &str) -> bool {
     (1..=128).contains(&v.len()) && v.bytes().all(|c| c.is_ascii_graphic())
@@ -194,7 +189,7 @@ where
     }
     let who = if route.auth {
         let token = parts.headers.get(routes::AUTH_TOKEN_HEADER).map(|v| v.to_str().unwrap_or("\u{0}"));
-        Some(verifier().verify(token).await?)
+        Some(crate::auth::configured().await?.verify(token).await?)
     } else {
         None
     };

@@ -1,0 +1,155 @@
+//! Which verifier checks `X-Auth-Token`, chosen by configuration (Spin
+//! variables, read once per instance):
+//!
+//! | variable | values |
+//! |---|---|
+//! | `auth_verifier` | `dev` (default): the development form of [`DevTokenVerifier`]; `keystone`: OpenStack Identity v3 tokens |
+//! | `keystone_url` | Keystone's base URL, e.g. `http://127.0.0.1:5000` (the component must be allowed to reach it) |
+//!
+//! [`KeystoneVerifier`] asks Keystone to validate the token with the token
+//! itself (`GET /v3/auth/tokens`, `X-Auth-Token` = `X-Subject-Token`, which
+//! Keystone's default policy allows a token's own subject), so no service
+//! credentials are needed. A check costs ~40 ms, so its result is cached in
+//! the key-value store, shared by every component and host, keyed by the
+//! token's SHA-256 and trusted for [`keystone::CACHE_FOR`] or until the
+//! token expires, whichever is sooner.
+
+use crate::kv::Kv;
+use bytes::Bytes;
+use http_body_util::Empty;
+use sha2::{Digest, Sha256};
+use spin_sdk::http::body::IncomingBodyExt;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+use vnext_core::auth::keystone::CheckedToken;
+use vnext_core::auth::{DevTokenVerifier, Identity, Verifier};
+use vnext_core::error::{ApiError, ApiResult};
+use vnext_core::keys;
+
+/// The verifier this deployment configured.
+pub enum Configured {
+    Dev(DevTokenVerifier),
+    Keystone(KeystoneVerifier),
+}
+
+impl Verifier for Configured {
+    async fn verify(&self, token: Option<&str>) -> ApiResult<Identity> {
+        match self {
+            Configured::Dev(v) => v.verify(token).await,
+            Configured::Keystone(v) => v.verify(token).await,
+        }
+    }
+}
+
+/// What the variables say; the same for every request of an instance.
+#[derive(Clone)]
+enum Choice {
+    Dev,
+    Keystone { url: String },
+}
+
+static CHOICE: OnceLock<Choice> = OnceLock::new();
+
+/// The configured verifier. A missing or unknown `auth_verifier` is a
+/// deployment error (500 naming the variable), never a silent fallback to
+/// the development form.
+pub async fn configured() -> ApiResult<Configured> {
+    let choice = match CHOICE.get() {
+        Some(c) => c.clone(),
+        None => {
+            let c = read_choice().await?;
+            CHOICE.get_or_init(|| c).clone()
+        }
+    };
+    Ok(match choice {
+        Choice::Dev => Configured::Dev(DevTokenVerifier),
+        Choice::Keystone { url } => Configured::Keystone(KeystoneVerifier { url }),
+    })
+}
+
+async fn read_choice() -> ApiResult<Choice> {
+    let variable = |name: &'static str| async move {
+        spin_sdk::variables::get(name).await.map_err(|e| {
+            ApiError::internal(format!(
+                "Spin variable {name} is not available to this component ({e}); declare it in spin.toml"
+            ))
+        })
+    };
+    match variable("auth_verifier").await?.trim() {
+        "" | "dev" => Ok(Choice::Dev),
+        "keystone" => {
+            let url = variable("keystone_url").await?.trim().trim_end_matches('/').to_string();
+            if url.is_empty() {
+                return Err(ApiError::internal("auth_verifier is keystone but the Spin variable keystone_url is empty"));
+            }
+            Ok(Choice::Keystone { url })
+        }
+        other => Err(ApiError::internal(format!(
+            "Spin variable auth_verifier is {other:?}; expected \"dev\" or \"keystone\""
+        ))),
+    }
+}
+
+/// OpenStack Identity v3 tokens, checked with Keystone and cached.
+pub struct KeystoneVerifier {
+    url: String,
+}
+
+impl Verifier for KeystoneVerifier {
+    async fn verify(&self, token: Option<&str>) -> ApiResult<Identity> {
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("missing X-Auth-Token header: send a Keystone (v3) token"))?;
+        let now = SystemTime::now();
+        let kv = Kv::open()?;
+        let key = keys::keystone_token(&hex_sha256(token));
+        // An unreadable cache entry is only a cache miss.
+        let cached: Option<CheckedToken> = kv.get_json(&key).ok().flatten();
+        if let Some(c) = &cached {
+            if let Some(identity) = c.identity_at(now) {
+                return Ok(identity);
+            }
+            if c.expired_at(now) {
+                return Err(ApiError::unauthorized("the Keystone token has expired; ask Keystone for a new one"));
+            }
+        }
+        let checked = self.ask_keystone(token, now).await;
+        match &checked {
+            // Failing to write the cache costs the next request a check, nothing more.
+            Ok(c) => drop(kv.put_json(&key, c)),
+            Err(e) if e.status == 401 && cached.is_some() => drop(kv.delete(&key)),
+            Err(_) => {}
+        }
+        checked.map(|c| c.identity())
+    }
+}
+
+impl KeystoneVerifier {
+    async fn ask_keystone(&self, token: &str, now: SystemTime) -> ApiResult<CheckedToken> {
+        let url = format!("{}/v3/auth/tokens?nocatalog", self.url);
+        let unreachable = |e: &dyn std::fmt::Display| {
+            ApiError::unavailable(format!("the identity service (Keystone at {}) could not check the token: {e}", self.url))
+        };
+        let request = http::Request::get(&url)
+            .header("x-auth-token", token)
+            .header("x-subject-token", token)
+            .body(Empty::<Bytes>::new())
+            // Only a token that is not a valid header value gets here.
+            .map_err(|_| ApiError::unauthorized("the X-Auth-Token is not a valid Keystone token"))?;
+        let response = spin_sdk::http::send(request).await.map_err(|e| unreachable(&e))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().bytes().await.map_err(|e| unreachable(&e))?;
+        match status {
+            200 => CheckedToken::from_validation(&body, now),
+            401 | 404 => Err(ApiError::unauthorized(format!(
+                "Keystone does not accept this token (it answered {status}): it is unknown, expired or revoked"
+            ))),
+            _ => Err(unreachable(&format!("it answered {status}"))),
+        }
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
