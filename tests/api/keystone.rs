@@ -179,6 +179,26 @@ fn keystone_tokens_authenticate_members_and_admins_and_checks_are_cached() {
     assert_error(&get(&host, &format!("/servers/{server_id}"), &dev), 401, "Keystone");
     assert_error(&send("GET", &host.url(&format!("/servers/{server_id}")), None, None), 401, "X-Auth-Token");
 
+    // Records of expired tokens are deleted by later cache writes: plant
+    // the cache of a token that expired in 2020, then let a new token be checked.
+    let state = host.state_dir.clone();
+    let store = kv_store(&state);
+    let expired_bucket = vnext_core::keys::keystone_tokens_expiring("2020-01-01T00");
+    let expired_entry = vnext_core::keys::keystone_token("00ff");
+    let mut hours: Vec<String> = read_json(&store, vnext_core::keys::KEYSTONE_EXPIRY_BUCKETS).unwrap_or_default();
+    assert!(!hours.is_empty(), "the checked tokens' expiry hours are listed");
+    hours.insert(0, "2020-01-01T00".into());
+    write_json(&store, vnext_core::keys::KEYSTONE_EXPIRY_BUCKETS, &json!(hours));
+    write_json(&store, &expired_bucket, &json!(["00ff"]));
+    write_json(&store, &expired_entry, &json!({"user_id": "x", "project_id": "y", "admin": false,
+        "expires_at": "2020-01-01T00:30:00.000000Z", "checked_at": "2020-01-01T00:00:00.000000Z"}));
+    let second = ks.token("alice", "alice-pw", "demo");
+    assert_eq!(get(&host, &format!("/servers/{server_id}"), &second).status, 200);
+    assert!(read_json::<Value>(&store, &expired_entry).is_none(), "the expired token's cache record is deleted");
+    assert!(read_json::<Value>(&store, &expired_bucket).is_none(), "and its bucket");
+    let hours: Vec<String> = read_json(&store, vnext_core::keys::KEYSTONE_EXPIRY_BUCKETS).unwrap();
+    assert!(!hours.contains(&"2020-01-01T00".to_string()) && !hours.is_empty(), "{hours:?}");
+
     // Checked tokens are cached in the key-value store: with Keystone gone
     // they still work (until the cache time), while a token never seen
     // before cannot be checked: 503, saying so.
@@ -189,14 +209,28 @@ fn keystone_tokens_authenticate_members_and_admins_and_checks_are_cached() {
     assert_error(&get(&host, &format!("/servers/{server_id}"), &fresh), 503, "could not check the token");
     // The cache keys never contain a token.
     let db = host.state_dir.join("sqlite_key_value.db");
-    assert_cache_has_no_token(&db, &[&member, &admin]);
+    assert_cache_has_no_token(&db, &[&member, &admin, &second]);
 }
 
 fn assert_cache_has_no_token(db: &Path, tokens: &[&str]) {
     let out = Command::new("sqlite3").arg(db).arg("SELECT key FROM spin_key_value WHERE key LIKE 'auth/keystone/%'").output().unwrap();
     let keys = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(keys.lines().count(), 2, "one cache record per checked token: {keys}");
+    assert_eq!(keys.lines().count(), tokens.len(), "one cache record per checked token: {keys}");
     for t in tokens {
         assert!(!keys.contains(t), "a cache key holds a token: {keys}");
     }
+}
+
+fn kv_store(state: &Path) -> vnext_kv::sqlite::SqliteStore {
+    let backend = std::sync::Arc::new(vnext_kv::sqlite::SqliteBackend::open(&state.join("sqlite_key_value.db")).unwrap());
+    backend.store("default")
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(store: &vnext_kv::sqlite::SqliteStore, key: &str) -> Option<T> {
+    let bytes = futures::executor::block_on(vnext_kv::Store::get(store, key)).unwrap()?;
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+fn write_json(store: &vnext_kv::sqlite::SqliteStore, key: &str, value: &Value) {
+    futures::executor::block_on(vnext_kv::Store::set(store, key, value.to_string().as_bytes())).unwrap();
 }

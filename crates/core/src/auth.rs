@@ -172,9 +172,41 @@ pub mod keystone {
         }
     }
 
+    /// Cache records are deleted once their tokens have expired: each is
+    /// listed in the bucket of the hour its token expires in
+    /// (`YYYY-MM-DDTHH`, UTC), and the names of non-empty buckets are kept in
+    /// one record, so whoever writes a cache record also deletes the buckets
+    /// of past hours without scanning keys. This is that hour.
+    pub fn expiry_bucket(expires_at: &str) -> Option<String> {
+        let t = crate::time::parse(expires_at)?;
+        Some(crate::time::format(t)[..13].to_string())
+    }
+
+    /// The buckets among `buckets` whose hour is over at `now`, oldest
+    /// first, at most `max` (the rest wait for the next write).
+    pub fn due_buckets<'a>(buckets: impl IntoIterator<Item = &'a String>, now: SystemTime, max: usize) -> Vec<String> {
+        let current = crate::time::format(now)[..13].to_string();
+        let mut due: Vec<String> = buckets.into_iter().filter(|b| **b < current).cloned().collect();
+        due.sort();
+        due.truncate(max);
+        due
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn tokens_are_bucketed_by_the_hour_they_expire_and_past_hours_are_due() {
+            assert_eq!(expiry_bucket("2030-01-01T05:59:59.999999Z").as_deref(), Some("2030-01-01T05"));
+            assert_eq!(expiry_bucket("2030-01-01T06:00:00Z").as_deref(), Some("2030-01-01T06"));
+            assert_eq!(expiry_bucket("soon"), None);
+            let buckets: Vec<String> =
+                ["2030-01-01T06", "2030-01-01T04", "2029-12-31T23", "2030-01-01T05"].map(String::from).into();
+            let now = crate::time::parse("2030-01-01T05:30:00Z").unwrap();
+            assert_eq!(due_buckets(&buckets, now, 8), ["2029-12-31T23", "2030-01-01T04"], "the current hour is not over");
+            assert_eq!(due_buckets(&buckets, now, 1), ["2029-12-31T23"], "oldest first, at most max");
+        }
 
         const USER: &str = "0123456789abcdef0123456789abcdef";
         const PROJECT: &str = "fedcba9876543210fedcba9876543210";

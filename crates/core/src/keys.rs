@@ -14,6 +14,8 @@
 //! | `task/{id}` | [`crate::model::TaskRecord`], items embedded |
 //! | `index/{collection}/...` | the collection indexes of [`crate::index`] |
 //! | `auth/keystone/{sha256 of token}` | [`crate::auth::keystone::CheckedToken`]: a cached token check |
+//! | `auth/keystone-expiring/{YYYY-MM-DDTHH}` | the hashes of the cached tokens expiring in that hour |
+//! | `auth/keystone-expiring` | the names of those buckets (so expired ones are deleted without a scan) |
 //!
 //! Uniqueness (type names, hostnames) is a *claim* record created with
 //! compare-and-swap on an absent key: whoever creates it owns the name, and
@@ -48,6 +50,14 @@ pub fn server_type_name(name: &str) -> String {
 pub fn keystone_token(token_sha256_hex: &str) -> String {
     format!("auth/keystone/{token_sha256_hex}")
 }
+
+/// The cached Keystone tokens that expire in one hour (`YYYY-MM-DDTHH`).
+pub fn keystone_tokens_expiring(hour: &str) -> String {
+    format!("{KEYSTONE_EXPIRY_BUCKETS}/{hour}")
+}
+
+/// The hours that have a [`keystone_tokens_expiring`] bucket.
+pub const KEYSTONE_EXPIRY_BUCKETS: &str = "auth/keystone-expiring";
 
 pub fn server(id: &str) -> String {
     format!("server/{id}")

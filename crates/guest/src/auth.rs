@@ -12,16 +12,19 @@
 //! credentials are needed. A check costs ~40 ms, so its result is cached in
 //! the key-value store, shared by every component and host, keyed by the
 //! token's SHA-256 and trusted for [`keystone::CACHE_FOR`] or until the
-//! token expires, whichever is sooner.
+//! token expires, whichever is sooner. Records of expired tokens are
+//! deleted by later cache writes (see [`keystone::expiry_bucket`]), so the
+//! cache does not grow with every token ever seen.
 
 use crate::kv::Kv;
 use bytes::Bytes;
 use http_body_util::Empty;
 use sha2::{Digest, Sha256};
 use spin_sdk::http::body::IncomingBodyExt;
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::SystemTime;
-use vnext_core::auth::keystone::CheckedToken;
+use vnext_core::auth::keystone::{self, CheckedToken};
 use vnext_core::auth::{DevTokenVerifier, Identity, Verifier};
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::keys;
@@ -103,7 +106,8 @@ impl Verifier for KeystoneVerifier {
             .ok_or_else(|| ApiError::unauthorized("missing X-Auth-Token header: send a Keystone (v3) token"))?;
         let now = SystemTime::now();
         let kv = Kv::open()?;
-        let key = keys::keystone_token(&hex_sha256(token));
+        let hash = hex_sha256(token);
+        let key = keys::keystone_token(&hash);
         // An unreadable cache entry is only a cache miss.
         let cached: Option<CheckedToken> = kv.get_json(&key).ok().flatten();
         if let Some(c) = &cached {
@@ -117,12 +121,62 @@ impl Verifier for KeystoneVerifier {
         let checked = self.ask_keystone(token, now).await;
         match &checked {
             // Failing to write the cache costs the next request a check, nothing more.
-            Ok(c) => drop(kv.put_json(&key, c)),
+            Ok(c) => {
+                if kv.put_json(&key, c).is_ok() && cached.as_ref().is_none_or(|old| old.expires_at != c.expires_at) {
+                    let _ = remember_expiry(&kv, &hash, &c.expires_at);
+                }
+                let _ = sweep_expired(&kv, now);
+            }
             Err(e) if e.status == 401 && cached.is_some() => drop(kv.delete(&key)),
             Err(_) => {}
         }
         checked.map(|c| c.identity())
     }
+}
+
+/// Buckets deleted per cache write at most (the rest wait for the next).
+const SWEEP_AT_MOST: usize = 4;
+
+/// Lists a cached token in the bucket of the hour it expires in.
+fn remember_expiry(kv: &Kv, hash: &str, expires_at: &str) -> ApiResult<()> {
+    let Some(hour) = keystone::expiry_bucket(expires_at) else { return Ok(()) };
+    kv.update_json(&keys::keystone_tokens_expiring(&hour), |hashes: Option<BTreeSet<String>>| {
+        let mut hashes = hashes.unwrap_or_default();
+        hashes.insert(hash.to_string());
+        Ok(hashes)
+    })?;
+    kv.update_json(keys::KEYSTONE_EXPIRY_BUCKETS, |hours: Option<BTreeSet<String>>| {
+        let mut hours = hours.unwrap_or_default();
+        hours.insert(hour.clone());
+        Ok(hours)
+    })?;
+    Ok(())
+}
+
+/// Deletes the cache records of tokens that expired in hours now over, and
+/// their buckets. Deleting twice is harmless, so racing sweepers are fine.
+fn sweep_expired(kv: &Kv, now: SystemTime) -> ApiResult<()> {
+    let hours: BTreeSet<String> = kv.get_json(keys::KEYSTONE_EXPIRY_BUCKETS)?.unwrap_or_default();
+    let due = keystone::due_buckets(&hours, now, SWEEP_AT_MOST);
+    if due.is_empty() {
+        return Ok(());
+    }
+    for hour in &due {
+        let bucket = keys::keystone_tokens_expiring(hour);
+        let hashes: BTreeSet<String> = kv.get_json(&bucket)?.unwrap_or_default();
+        for h in &hashes {
+            kv.delete(&keys::keystone_token(h))?;
+        }
+        kv.delete(&bucket)?;
+    }
+    kv.update_json(keys::KEYSTONE_EXPIRY_BUCKETS, |hours: Option<BTreeSet<String>>| {
+        let mut hours = hours.unwrap_or_default();
+        for hour in &due {
+            hours.remove(hour);
+        }
+        Ok(hours)
+    })?;
+    Ok(())
 }
 
 impl KeystoneVerifier {
