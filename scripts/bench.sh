@@ -57,7 +57,7 @@ TYPE=$(curl -fs -X POST "http://127.0.0.1:$PORT/server_types" -H "X-Auth-Token: 
   -d '{"name":"bench","visibility":"PUBLIC","spec":{"memory_mb":512,"cpu_units":1}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
 SID=$(curl -fs -X POST "http://127.0.0.1:$PORT/projects/6f1d6a3e-2222-4000-8000-000000000002/servers" -H "X-Auth-Token: $USER" \
   -d "{\"defaults\":{\"type_id\":\"$TYPE\",\"template_id\":\"6f1d6a3e-4444-4000-8000-000000000004\"},\"servers\":[{\"hostname\":\"bench-1\"}]}" \
-  | python3 -c 'import json,sys;print(json.load(sys.stdin)["servers"][0]["id"])')
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["id"])')
 until curl -fs "http://127.0.0.1:$PORT/servers/$SID" -H "X-Auth-Token: $USER" | grep -q '"ACTIVE"'; do sleep 0.05; done
 
 cat > "$STATE/auth.lua" <<LUA

@@ -7,20 +7,23 @@
 //! - every body example is valid JSON, and every error example has the one
 //!   error shape with the code and title of its status;
 //! - the documented (method, path) pairs are exactly the public routes of
-//!   `vnext_core::routes::ROUTES`; authenticated routes document a 401 and
-//!   the others do not; success bodies have the route's media type;
+//!   `vnext_core::routes::ROUTES` (a template of `ALIASES`, such as
+//!   `/server_types/{server_type_name}`, may document its route's methods
+//!   again); authenticated routes document a 401 and the others do not;
+//!   success bodies have one of the route's media types;
 //! - each resource's `Allow:` sentence names exactly the methods ROUTES
 //!   gives its template (prose that a new method would otherwise leave stale);
 //! - the "Task transitions" table is `vnext_core::transitions::table_json()`;
 //! - the examples of the routes that need no created ids (`/`, `/schemas`,
-//!   `/schemas/{object}`) have the same top-level keys as the live host's
-//!   answers.
+//!   `/schemas/{object}`) have the same top-level keys (of the first item,
+//!   for an array) as the live host's answers, asked for in each documented
+//!   media type.
 
-use crate::harness::{Host, repo_root, send};
+use crate::harness::{Host, repo_root, request};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use vnext_core::error::title_for;
-use vnext_core::routes::{API_VERSION, API_VERSION_HEADER, REQUEST_ID_HEADER, ROUTES};
+use vnext_core::routes::{ALIASES, API_VERSION, API_VERSION_HEADER, REQUEST_ID_HEADER, ROUTES};
 use vnext_core::transitions::table_json;
 
 #[derive(Debug)]
@@ -195,11 +198,23 @@ fn blueprint() -> Blueprint {
     bp
 }
 
+/// The route an action documents: a row of ROUTES, or the row an alias
+/// template names (`/server_types/{server_type_name}` is `rel/server_type`).
 fn route_of(a: &Action) -> &'static vnext_core::routes::Route {
+    let method = a.method.as_str();
     ROUTES
         .iter()
-        .find(|r| r.template == a.path && r.methods.contains(&a.method.as_str()))
+        .find(|r| r.template == a.path && r.methods.contains(&method))
+        .or_else(|| {
+            let alias = ALIASES.iter().find(|al| al.template == a.path && al.methods.contains(&method))?;
+            ROUTES.iter().find(|r| r.rel == alias.of)
+        })
         .unwrap_or_else(|| panic!("line {}: {} {} is not in ROUTES", a.line, a.method, a.path))
+}
+
+/// The media types a route answers in: its default, then the others.
+fn formats_of(r: &vnext_core::routes::Route) -> Vec<&'static str> {
+    std::iter::once(r.format).chain(r.other_formats.iter().copied()).collect()
 }
 
 #[test]
@@ -266,9 +281,10 @@ fn apiary_documents_exactly_the_public_routes() {
                 if route.auth { "needs" } else { "takes no" }
             ));
         }
+        let formats = formats_of(route);
         for m in a.messages.iter().filter(|m| m.status.is_some_and(|s| (200..300).contains(&s)) && m.body.is_some()) {
-            if m.media.as_deref() != Some(route.format) {
-                bad.push(format!("line {}: media type {:?}, the route serves {}", m.line, m.media, route.format));
+            if !m.media.as_deref().is_some_and(|t| formats.contains(&t)) {
+                bad.push(format!("line {}: media type {:?}, the route serves {}", m.line, m.media, formats.join(" or ")));
             }
         }
     }
@@ -290,9 +306,14 @@ fn apiary_allow_sentences_match_the_route_table() {
     let mut seen = BTreeSet::new();
     for (line, path, methods) in &bp.allows {
         seen.insert(path.clone());
-        match ROUTES.iter().find(|r| r.template == path) {
-            Some(r) if r.methods.iter().map(|m| m.to_string()).collect::<Vec<_>>() == *methods => {}
-            Some(r) => bad.push(format!("line {line}: {path} says Allow: {methods:?}, ROUTES has {:?}", r.methods)),
+        let route_methods = ROUTES
+            .iter()
+            .find(|r| r.template == path)
+            .map(|r| r.methods)
+            .or_else(|| ALIASES.iter().find(|a| a.template == path).map(|a| a.methods));
+        match route_methods {
+            Some(m) if m.iter().map(|m| m.to_string()).collect::<Vec<_>>() == *methods => {}
+            Some(m) => bad.push(format!("line {line}: {path} says Allow: {methods:?}, ROUTES has {m:?}")),
             None => bad.push(format!("line {line}: {path} is not a template of ROUTES")),
         }
     }
@@ -343,7 +364,12 @@ fn apiary_transition_table_is_the_code_table() {
 fn apiary_examples_without_ids_match_the_live_host() {
     let bp = blueprint();
     let host = Host::vnext();
-    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default() };
+    // The keys of an object, or of an array's first item (`GET /schemas`
+    // answers a bare array).
+    let keys = |v: &Value| -> BTreeSet<String> {
+        let v = v.as_array().and_then(|items| items.first()).unwrap_or(v);
+        v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    };
     let mut checked = Vec::new();
     for a in bp.actions.iter().filter(|a| a.method == "GET" && ["/", "/schemas", "/schemas/{object}"].contains(&a.path.as_str())) {
         let mut path = a.path.clone();
@@ -351,17 +377,22 @@ fn apiary_examples_without_ids_match_the_live_host() {
             path = path.replace(&format!("{{{name}}}"), value);
         }
         assert!(!path.contains('{'), "line {}: no example value for a parameter of {}", a.line, a.path);
-        let live = send("GET", &host.url(&path), None, None);
-        let documented = a
-            .messages
-            .iter()
-            .find(|m| m.status == Some(live.status) && m.body.is_some())
-            .unwrap_or_else(|| panic!("line {}: GET {path} answered {} which is not documented", a.line, live.status));
-        let example: Value = serde_json::from_str(documented.body.as_ref().unwrap()).unwrap();
-        assert_eq!(keys(&live.json()), keys(&example), "GET {path}: top-level keys of the live answer vs apiary.apib line {}", documented.line);
-        assert_eq!(live.header("content-type"), documented.media.as_deref(), "GET {path}: media type");
-        assert_eq!(live.header(API_VERSION_HEADER), Some(API_VERSION), "GET {path}");
-        assert!(live.header(REQUEST_ID_HEADER).is_some_and(|v| v.starts_with("req-")), "GET {path}");
+        // Each documented success, asked for in its media type.
+        let successes: Vec<&Message> =
+            a.messages.iter().filter(|m| m.status.is_some_and(|s| (200..300).contains(&s)) && m.body.is_some()).collect();
+        assert!(!successes.is_empty(), "line {}: GET {} documents no success body", a.line, a.path);
+        for documented in successes {
+            let media = documented.media.as_deref().unwrap_or("application/json");
+            let live = request("GET", &host.url(&path), &[("Accept", media)], None);
+            assert_eq!(Some(live.status), documented.status, "GET {path} (Accept: {media}) vs apiary.apib line {}", documented.line);
+            let example: Value = serde_json::from_str(documented.body.as_ref().unwrap()).unwrap();
+            let answer = live.json();
+            assert_eq!(answer.is_array(), example.is_array(), "GET {path}: an array or not, vs apiary.apib line {}", documented.line);
+            assert_eq!(keys(&answer), keys(&example), "GET {path}: top-level keys of the live answer vs apiary.apib line {}", documented.line);
+            assert_eq!(live.header("content-type"), Some(media), "GET {path}: media type");
+            assert_eq!(live.header(API_VERSION_HEADER), Some(API_VERSION), "GET {path}");
+            assert!(live.header(REQUEST_ID_HEADER).is_some_and(|v| v.starts_with("req-")), "GET {path}");
+        }
         checked.push(path);
     }
     assert_eq!(checked.len(), 3, "expected the three routes without ids, checked {checked:?}");

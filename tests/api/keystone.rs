@@ -168,7 +168,7 @@ fn keystone_tokens_authenticate_members_and_admins_and_checks_are_cached() {
         Some(&json!({"defaults": {"type_id": type_id, "template_id": "6f1d6a3e-4444-4000-8000-000000000004"}, "servers": [{"hostname": "ks-1"}]})),
     );
     assert_eq!(launched.status, 202, "{}", launched.body);
-    let server_id = launched.json()["servers"][0]["id"].as_str().unwrap().to_string();
+    let server_id = launched.json()[0]["id"].as_str().unwrap().to_string();
     let server = get(&host, &format!("/servers/{server_id}"), &member).json();
     assert_eq!(server["launched_by"], api_id(&alice), "{server}");
     assert_eq!(server["project_id"], project_id, "{server}");

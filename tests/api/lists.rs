@@ -41,7 +41,7 @@ fn launch(host: &Host, token: &str, project: &str, type_id: &str, prefix: &str, 
     let body = json!({"defaults": {"type_id": type_id, "template_id": TEMPLATE}, "servers": servers});
     let r = send("POST", &host.url(&format!("/projects/{project}/servers")), Some(token), Some(&body));
     assert_eq!(r.status, 202, "{}", r.body);
-    r.json()["servers"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    r.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
 }
 
 /// Every item of a collection, following `_links.next`; checks each page's size.
@@ -82,23 +82,25 @@ fn server_lists_page_in_launch_order_and_stay_within_the_project() {
     let mine = launch(&host, &a(), PROJECT_A, &t, "a", 7);
     let theirs = launch(&host, &b(), PROJECT_B, &t, "b", 3);
 
+    // The servers may still be BUILDING: list them in any state.
     for limit in [1, 3, 7, 20] {
-        let got = walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit={limit}"), "servers", limit);
+        let got = walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit={limit}&virt_state=ANY"), "servers", limit);
         assert_eq!(ids(&got), mine, "limit {limit}");
     }
     // `/servers` for a member: its own project only.
-    assert_eq!(ids(&walk(&host, &a(), "/servers?limit=2", "servers", 2)), mine);
-    assert_eq!(ids(&walk(&host, &b(), "/servers", "servers", 20)), theirs);
+    assert_eq!(ids(&walk(&host, &a(), "/servers?limit=2&virt_state=ANY", "servers", 2)), mine);
+    assert_eq!(ids(&walk(&host, &b(), "/servers?virt_state=ANY", "servers", 20)), theirs);
     // Admin: everything in creation order, or one project.
-    let all = ids(&walk(&host, &admin(), "/servers?limit=4", "servers", 4));
+    let all = ids(&walk(&host, &admin(), "/servers?limit=4&virt_state=ANY", "servers", 4));
     assert_eq!(all, [mine.clone(), theirs.clone()].concat());
-    let only_b = ids(&walk(&host, &admin(), &format!("/servers?project={PROJECT_B}&limit=2"), "servers", 2));
+    let only_b = ids(&walk(&host, &admin(), &format!("/servers?project={PROJECT_B}&limit=2&virt_state=ANY"), "servers", 2));
     assert_eq!(only_b, theirs);
-    let both = ids(&walk(&host, &admin(), &format!("/servers?project={PROJECT_B}&project={PROJECT_A}"), "servers", 20));
+    let both =
+        ids(&walk(&host, &admin(), &format!("/servers?project={PROJECT_B}&project={PROJECT_A}&virt_state=ANY"), "servers", 20));
     assert_eq!(both.len(), 10);
 
     // Summary items: no networking or block devices.
-    let first = &walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit=1"), "servers", 1)[0];
+    let first = &walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit=1&virt_state=ANY"), "servers", 1)[0];
     assert!(first.get("networking").is_none() && first.get("block_devices").is_none(), "{first}");
     assert_eq!(first["hostname"], "a-0");
     assert_eq!(first["_links"]["self"]["href"], format!("/servers/{}", mine[0]));
@@ -113,9 +115,12 @@ fn server_list_filters_and_their_400s() {
         let (_, body) = status(&host, &a(), "/servers?virt_state=ACTIVE");
         (body["servers"].as_array().map(Vec::len) == Some(3)).then_some(())
     });
+    let first_launch = send("GET", &host.url(&format!("/servers/{}", mine[0])), Some(&a()), None).json()["launched_at"].clone();
     let before_pause = send("GET", &host.url(&format!("/servers/{}", mine[1])), Some(&a()), None).json()["launched_at"].clone();
     let r = send("POST", &host.url(&format!("/servers/{}/tasks", mine[1])), Some(&a()), Some(&json!({"action": "PAUSE"})));
     assert_eq!(r.status, 202, "{}", r.body);
+    // After every launch, before the pause changed mine[1].
+    let pause_created = r.json()["created_at"].as_str().unwrap().to_string();
     wait_for("paused", Duration::from_secs(30), || {
         let (_, body) = status(&host, &a(), "/servers?virt_state=PAUSED");
         (ids(body["servers"].as_array().unwrap()) == [mine[1].clone()]).then_some(())
@@ -124,15 +129,24 @@ fn server_list_filters_and_their_400s() {
     assert_eq!(r.status, 204, "{}", r.body);
 
     let list = |q: &str| ids(status(&host, &a(), &format!("/projects/{PROJECT_A}/servers?{q}")).1["servers"].as_array().unwrap());
+    // Without a state filter: the servers that are up (ACTIVE and RUNNING).
+    assert_eq!(list("limit=20"), [mine[0].clone(), mine[2].clone()]);
+    assert_eq!(list("virt_state=ANY"), mine, "ANY drops the default");
+    assert_eq!(list("power_state=ANY"), mine);
     assert_eq!(list("power_state=PAUSED"), [mine[1].clone()]);
     assert_eq!(list("power_state=RUNNING"), [mine[0].clone(), mine[2].clone()]);
     assert_eq!(list("virt_state=PAUSED&virt_state=ACTIVE").len(), 3, "OR within one filter");
     assert_eq!(list("virt_state=PAUSED&power_state=RUNNING"), Vec::<String>::new(), "AND across filters");
-    assert_eq!(list(&format!("launched_by={USER_A}")).len(), 3);
+    assert_eq!(list(&format!("launched_by={USER_A}&virt_state=ANY")).len(), 3);
     assert_eq!(list("tag=web&tag=db"), [mine[2].clone()]);
-    // `since` is "changed since": every server changed at or after its launch, none in the future.
-    assert_eq!(list(&format!("since={}", before_pause.as_str().unwrap())).len(), 3);
-    assert_eq!(list("since=2999-01-01T00:00:00Z"), Vec::<String>::new());
+    // `changes_since` is "changed since": every server changed at or after its launch, none in the future.
+    assert_eq!(list(&format!("changes_since={}&virt_state=ANY", before_pause.as_str().unwrap())).len(), 3);
+    assert_eq!(list("changes_since=2999-01-01T00:00:00Z&virt_state=ANY"), Vec::<String>::new());
+    assert!(list(&format!("changes_since={pause_created}&virt_state=ANY")).contains(&mine[1]), "paused after");
+    // `since` is "launched since": all at or after the first launch, none after the pause began.
+    assert_eq!(list(&format!("since={}&virt_state=ANY", first_launch.as_str().unwrap())), mine);
+    assert_eq!(list(&format!("since={pause_created}&virt_state=ANY")), Vec::<String>::new());
+    assert_eq!(list("since=2999-01-01T00:00:00Z&virt_state=ANY"), Vec::<String>::new());
 
     for (q, field) in [
         ("limit=0", "limit"),
@@ -142,6 +156,7 @@ fn server_list_filters_and_their_400s() {
         ("virt_state=RUNNING", "virt_state"),
         ("power_state=ACTIVE", "power_state"),
         ("since=yesterday", "since"),
+        ("changes_since=yesterday", "changes_since"),
         ("launched_by=not-a-uuid", "launched_by"),
         ("colour=blue", "colour"),
         (&format!("launched_by={USER_B}"), "launched_by"),
@@ -149,6 +164,9 @@ fn server_list_filters_and_their_400s() {
         let (code, body) = status(&host, &a(), &format!("/projects/{PROJECT_A}/servers?{q}"));
         assert_eq!((code, body["error"]["field"].as_str()), (400, Some(field)), "{q}: {body}");
     }
+    // The 400 for an unknown state lists the accepted values, ANY among them.
+    let (_, body) = status(&host, &a(), &format!("/projects/{PROJECT_A}/servers?virt_state=RUNNING"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("ANY"), "{body}");
     // A member naming another project on /servers: 400, not an empty list.
     let (code, body) = status(&host, &a(), &format!("/servers?project={PROJECT_B}"));
     assert_eq!((code, body["error"]["field"].as_str()), (400, Some("project")), "{body}");
@@ -199,13 +217,13 @@ fn task_history_is_newest_first_and_pages() {
         assert_eq!(r.status, 202, "{action}: {}", r.body);
         started.push(r.json()["id"].as_str().unwrap().to_string());
     }
-    let history = walk(&host, &a(), &format!("/servers/{id}/tasks?limit=2"), "server_tasks", 2);
+    let history = walk(&host, &a(), &format!("/servers/{id}/tasks?limit=2"), "tasks", 2);
     let actions: Vec<&str> = history.iter().map(|t| t["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["UNLOCK", "LOCK", "UNLOCK", "LOCK", "CREATE"]);
     started.reverse();
     assert_eq!(ids(&history)[..4], started[..]);
     let (_, body) = status(&host, &a(), &format!("/servers/{id}/tasks?state=COMPLETED&limit=1000"));
-    assert!(body["server_tasks"].as_array().unwrap().len() >= 4);
+    assert!(body["tasks"].as_array().unwrap().len() >= 4);
     assert_eq!(status(&host, &b(), &format!("/servers/{id}/tasks")).0, 404);
 }
 
@@ -223,8 +241,9 @@ fn concurrent_launches_all_land_in_the_lists() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let expected: BTreeSet<String> = launched.into_iter().flatten().collect();
-    let listed = ids(&walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit=5"), "servers", 5));
+    // Just launched: BUILDING or ACTIVE, so any state.
+    let listed = ids(&walk(&host, &a(), &format!("/projects/{PROJECT_A}/servers?limit=5&virt_state=ANY"), "servers", 5));
     assert_eq!(listed.len(), expected.len(), "no id lost or doubled");
     assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), expected);
-    assert_eq!(ids(&walk(&host, &admin(), "/servers?limit=1000", "servers", 1000)).len(), 24);
+    assert_eq!(ids(&walk(&host, &admin(), "/servers?limit=1000&virt_state=ANY", "servers", 1000)).len(), 24);
 }

@@ -194,7 +194,8 @@ fn projects_show_own_and_unknown_paths_are_json_404() {
     // JSON-Home lists the new routes.
     let home = send("GET", &host.url("/"), None, None).json();
     let res = &home["resources"];
-    assert_eq!(res["rel/placements"]["href"], "/placements");
+    assert_eq!(res["rel/placements"]["href-template"], "/placements{?limit,marker,tag,parent_placement}");
+    assert_eq!(res["rel/placements"]["href-vars"]["parent_placement"], "/schemas/query#/properties/parent_placement");
     assert_eq!(res["rel/placement"]["href-template"], "/placements/{placement_id}");
     assert_eq!(res["rel/placement"]["href-vars"]["placement_id"], "/schemas/placement#/properties/id");
     assert_eq!(res["rel/project"]["href-template"], "/projects/{project_id}");

@@ -10,6 +10,9 @@ const USER: &str = "6f1d6a3e-1111-4000-8000-000000000001";
 const PROJECT: &str = "6f1d6a3e-2222-4000-8000-000000000002";
 const ADMIN: &str = "6f1d6a3e-3333-4000-8000-000000000003";
 const TEMPLATE: &str = "6f1d6a3e-4444-4000-8000-000000000004";
+/// Placement `rack-a` of tests/fixtures/inventory.toml, of node cn-a1 (where
+/// the first server of a host goes: the most free memory, then the lowest id).
+const RACK_A: &str = "7d3b3a10-0000-4000-8000-000000000004";
 
 fn member() -> String {
     format!("{USER}:{PROJECT}")
@@ -38,9 +41,11 @@ fn launch(host: &Host, type_id: &str, hostname: &str) -> String {
         Some(&json!({"defaults": {"type_id": type_id, "template_id": TEMPLATE}, "servers": [{"hostname": hostname}]})),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-    let servers = r.json()["servers"].as_array().unwrap().clone();
+    // A bare array, one entry per server asked for.
+    let servers = r.json().as_array().unwrap().clone();
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0]["hostname"], hostname);
+    assert!(servers[0]["launched_at"].is_string(), "{}", r.body);
     servers[0]["id"].as_str().unwrap().to_string()
 }
 
@@ -53,7 +58,7 @@ fn get_server(host: &Host, id: &str) -> Value {
 fn create_task_of(host: &Host, server_id: &str) -> Value {
     let r = send("GET", &host.url(&format!("/servers/{server_id}/tasks")), Some(&member()), None);
     assert_eq!(r.status, 200, "{}", r.body);
-    let tasks = r.json()["server_tasks"].as_array().unwrap().clone();
+    let tasks = r.json()["tasks"].as_array().unwrap().clone();
     tasks.into_iter().find(|t| t["action"] == "CREATE").expect("a CREATE task")
 }
 
@@ -73,7 +78,7 @@ fn launch_reaches_active_through_create_task_items() {
     assert_eq!(home.status, 200);
     assert!(home.header("content-type").unwrap().starts_with("application/json-home"));
     let resources = home.json()["resources"].clone();
-    for rel in ["rel/server_types", "rel/server", "rel/server_task_items"] {
+    for rel in ["rel/server_types", "rel/server", "rel/server_task_items", "rel/server_task_item"] {
         assert!(resources.get(rel).is_some(), "JSON-Home lacks {rel}: {resources}");
     }
 
@@ -89,6 +94,8 @@ fn launch_reaches_active_through_create_task_items() {
         (s["virt_state"] == "ACTIVE").then_some(s)
     });
     assert_eq!(server["power_state"], "RUNNING");
+    // Launched without a placement: the placement of the node it runs on.
+    assert_eq!(server["placement_id"], RACK_A, "{server}");
     assert_eq!(server["hostname"], "web-1");
     assert_eq!(server["project_id"], PROJECT);
     assert_eq!(server["type_id"], type_id.as_str());
@@ -107,7 +114,7 @@ fn launch_reaches_active_through_create_task_items() {
 
     let items = send("GET", &host.url(&format!("/server_tasks/{task_id}/items")), Some(&member()), None);
     assert_eq!(items.status, 200, "{}", items.body);
-    let items = items.json()["server_task_items"].as_array().unwrap().clone();
+    let items = items.json()["items"].as_array().unwrap().clone();
     let actions: Vec<&str> = items.iter().map(|i| i["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["SCHEDULING", "BLOCK_DEVICE_MAPPING", "NETWORKING", "SPAWNING"]);
     for item in &items {
@@ -127,7 +134,14 @@ fn injected_spawn_failure_leaves_server_in_error_with_aborted_task() {
     });
     assert_eq!(task["state"], "ABORTED", "{task}");
     assert!(task["error"].as_str().is_some_and(|e| !e.is_empty()), "{task}");
-    assert_eq!(get_server(&host, &id)["virt_state"], "ERROR");
+    let server = get_server(&host, &id);
+    assert_eq!(server["virt_state"], "ERROR");
+    // It never ran: its power state shows as SHUTDOWN, in the view and HEAD.
+    assert_eq!(server["power_state"], "SHUTDOWN", "{server}");
+    let head = send("HEAD", &host.url(&format!("/servers/{id}")), Some(&member()), None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-openstack-compute-server-virt-state"), Some("ERROR"));
+    assert_eq!(head.header("x-openstack-compute-server-power-state"), Some("SHUTDOWN"));
 }
 
 #[test]
@@ -168,7 +182,7 @@ fn proposal_spellings_of_paths_redirect_to_the_canonical_ones() {
     assert_eq!(location, format!("/server_tasks/{task_id}/items?limit=2"));
     let followed = send("GET", &host.url(&location), Some(&member()), None);
     assert_eq!(followed.status, 200, "{}", followed.body);
-    assert_eq!(followed.json()["server_task_items"].as_array().map(Vec::len), Some(2), "{}", followed.body);
+    assert_eq!(followed.json()["items"].as_array().map(Vec::len), Some(2), "{}", followed.body);
     // Any method: 308 tells the client to repeat it, body and all, there.
     let r = send("POST", &host.url(&format!("/project/{PROJECT}/servers")), Some(&member()), Some(&json!({})));
     assert_eq!((r.status, r.header("location")), (308, Some(format!("/projects/{PROJECT}/servers").as_str())));

@@ -26,6 +26,8 @@ const VOLUME_2: &str = "5a5c7a10-7777-4000-8000-000000000002";
 const NETWORK: &str = "5a5c7a10-8888-4000-8000-000000000001";
 /// Placement `rack-c` of tests/fixtures/inventory.toml: its only enabled node is cn-c1.
 const RACK_C: &str = "7d3b3a10-0000-4000-8000-000000000006";
+/// Placement `region-one` of tests/fixtures/inventory.toml: the root, every node.
+const REGION: &str = "7d3b3a10-0000-4000-8000-000000000001";
 
 /// Generous: two shared cores, many hosts at once; the fake steps take 20 ms.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,7 +133,7 @@ fn launch(host: &Host, type_id: &str, hostnames: &[&str]) -> Vec<String> {
     let body = json!({"defaults": {"type_id": type_id, "template_id": TEMPLATE}, "servers": servers});
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&body));
     assert_eq!(r.status, 202, "{}", r.body);
-    r.json()["servers"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    r.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
 }
 
 /// Launches one server and waits until it is ACTIVE.
@@ -176,7 +178,7 @@ fn wait_task(host: &Host, task_id: &str) -> Value {
 }
 
 fn task_items(host: &Host, task_id: &str) -> Vec<Value> {
-    get_json(host, &format!("/server_tasks/{task_id}/items?limit=1000"), &member())["server_task_items"]
+    get_json(host, &format!("/server_tasks/{task_id}/items?limit=1000"), &member())["items"]
         .as_array()
         .unwrap()
         .clone()
@@ -184,7 +186,7 @@ fn task_items(host: &Host, task_id: &str) -> Vec<Value> {
 
 /// Every task of a server, newest first.
 fn server_tasks(host: &Host, id: &str) -> Vec<Value> {
-    get_json(host, &format!("/servers/{id}/tasks?limit=1000"), &member())["server_tasks"].as_array().unwrap().clone()
+    get_json(host, &format!("/servers/{id}/tasks?limit=1000"), &member())["tasks"].as_array().unwrap().clone()
 }
 
 fn ids(list: &[Value]) -> Vec<String> {
@@ -338,15 +340,28 @@ fn resize_rebuild_and_move_complete_in_the_state_they_started_from() {
     run(&host, &id, json!({"action": "RESIZE", "type_id": medium}));
     run(&host, &id, json!({"action": "REBUILD", "template_id": OTHER_TEMPLATE}));
 
-    // MOVE to a placement: a node of it; without one: any other node.
-    let node = node_of(&server(&host, &id));
+    // MOVE to a placement: a node of it, and the server's placement from
+    // then on; without one: any other node of the server's placement.
+    let before = server(&host, &id);
+    let node = node_of(&before);
     assert!(!node.is_empty() && node != "cn-c1", "launched outside rack-c: {node}");
+    // Launched without a placement: it shows the placement of its node.
+    assert!(before["placement_id"].is_string() && before["placement_id"] != RACK_C, "{before}");
     let (_, moved) = run(&host, &id, json!({"action": "MOVE", "placement_id": RACK_C, "live": true}));
     assert_eq!(node_of(&moved), "cn-c1", "rack-c's only enabled node");
-    // No other node in rack-c: 409, nothing started.
+    assert_eq!(moved["placement_id"], RACK_C, "a completed MOVE to a placement makes it the server's: {moved}");
+    // No other node in rack-c: 409, nothing started; nor without a
+    // placement_id, since rack-c is now the server's placement.
     assert_refused(&post_task(&host, &member(), &id, &json!({"action": "MOVE", "placement_id": RACK_C})), 409, None);
-    let (_, moved) = run(&host, &id, json!({"action": "MOVE"}));
+    assert_refused(&post_task(&host, &member(), &id, &json!({"action": "MOVE"})), 409, None);
+    // Out to the whole region; then without one: any other node of it.
+    let (_, moved) = run(&host, &id, json!({"action": "MOVE", "placement_id": REGION}));
     assert_ne!(node_of(&moved), "cn-c1", "MOVE changes the compute node");
+    assert_eq!(moved["placement_id"], REGION, "{moved}");
+    let before = node_of(&moved);
+    let (_, moved) = run(&host, &id, json!({"action": "MOVE"}));
+    assert_ne!(node_of(&moved), before, "MOVE changes the compute node");
+    assert_eq!(moved["placement_id"], REGION, "a MOVE without one keeps the placement: {moved}");
 
     // From PAUSED (live) and STOPPED: the state is kept.
     run(&host, &id, json!({"action": "PAUSE"}));
@@ -459,6 +474,8 @@ fn servers_in_error_accept_only_the_actions_the_table_allows_from_error() {
     // The failed spawn was rolled back: the server is on no compute node.
     let s = server(&host, &id);
     assert_eq!(s["_elevated"].get("compute_node_hostname"), Some(&Value::Null), "{s}");
+    // Never reported by a hypervisor: its power state shows as SHUTDOWN.
+    assert_eq!(s["power_state"], "SHUTDOWN", "{s}");
 
     // The recovery actions the table allows from ERROR need a server some
     // hypervisor holds; this one never spawned, so they are refused with
@@ -550,6 +567,13 @@ fn a_second_task_while_one_is_running_gets_409() {
     // are in the table, and TERMINATE still waits for the running task.
     let building = server(&host, &id);
     assert_eq!(building["virt_state"], "BUILDING", "{building}");
+    assert_eq!(building["power_state"], "SHUTDOWN", "not running yet: {building}");
+    // `since` asks when an item started: items still WAITING never match.
+    let create = server_tasks(&host, &id)[0]["id"].as_str().unwrap().to_string();
+    let started = get_json(&host, &format!("/server_tasks/{create}/items?since=2000-01-01T00:00:00Z"), &member());
+    for i in started["items"].as_array().unwrap() {
+        assert!(i["started_at"].is_string() && i["state"] != "WAITING", "{started}");
+    }
     assert_refused(&post_task(&host, &member(), &id, &json!({"action": "TERMINATE"})), 409, None);
     wait_virt(&host, &id, "ACTIVE");
 
@@ -567,7 +591,7 @@ fn a_second_task_while_one_is_running_gets_409() {
     let running = get_task(&host, &reboot);
     assert_eq!(running["state"], "RUNNING", "the window closed too early: {running}");
     let listed = get_json(&host, &format!("/servers/{id}/tasks?state=RUNNING"), &member());
-    assert_eq!(ids(listed["server_tasks"].as_array().unwrap()), [reboot.clone()]);
+    assert_eq!(ids(listed["tasks"].as_array().unwrap()), [reboot.clone()]);
     let items = task_items(&host, &reboot);
     assert_eq!(items.len(), 1);
     assert!(items[0]["ended_at"].is_null(), "{:?}", items);
@@ -755,16 +779,16 @@ fn a_servers_tasks_list_newest_first_with_paging_and_filters() {
     assert_eq!(all["_links"]["self"]["href"], format!("/servers/{id}/tasks"));
 
     // Paging: limit=2 gives 3 pages, together the full list.
-    let (paged, pages) = all_pages(&host, &format!("/servers/{id}/tasks?limit=2"), "server_tasks");
+    let (paged, pages) = all_pages(&host, &format!("/servers/{id}/tasks?limit=2"), "tasks");
     assert_eq!((ids(&paged), pages), (newest_first.clone(), 3));
     let page = get_json(&host, &format!("/servers/{id}/tasks?limit=2&marker={}", newest_first[1]), &member());
-    assert_eq!(ids(page["server_tasks"].as_array().unwrap()), newest_first[2..4]);
+    assert_eq!(ids(page["tasks"].as_array().unwrap()), newest_first[2..4]);
     let last = get_json(&host, &format!("/servers/{id}/tasks?limit=2&marker={}", newest_first[3]), &member());
-    assert_eq!(ids(last["server_tasks"].as_array().unwrap()), newest_first[4..]);
+    assert_eq!(ids(last["tasks"].as_array().unwrap()), newest_first[4..]);
     assert!(last["_links"].get("next").is_none(), "{last}");
 
     // state: one or several (OR).
-    let by_state = |q: &str| ids(get_json(&host, &format!("/servers/{id}/tasks?{q}"), &member())["server_tasks"].as_array().unwrap());
+    let by_state = |q: &str| ids(get_json(&host, &format!("/servers/{id}/tasks?{q}"), &member())["tasks"].as_array().unwrap());
     let timed_out: Vec<String> = vec![created[3].clone()];
     assert_eq!(by_state("state=TIMED_OUT"), timed_out);
     let completed: Vec<String> = newest_first.iter().filter(|t| **t != created[3]).cloned().collect();
@@ -774,12 +798,22 @@ fn a_servers_tasks_list_newest_first_with_paging_and_filters() {
     assert!(by_state("state=ABORTED").is_empty());
     assert_eq!(by_state("state=COMPLETED&limit=1"), completed[..1]);
 
-    // since: tasks updated at or after the time.
+    // changes_since: tasks updated at or after the time.
     let updated: Vec<(String, String)> =
         full.iter().map(|t| (t["id"].as_str().unwrap().to_string(), t["updated_at"].as_str().unwrap().to_string())).collect();
     let pivot = updated[2].1.clone();
     let expected: Vec<String> = updated.iter().filter(|(_, u)| *u >= pivot).map(|(i, _)| i.clone()).collect();
     assert!(expected.len() >= 3 && expected.len() < updated.len(), "{updated:?}");
+    assert_eq!(by_state(&format!("changes_since={pivot}")), expected);
+    assert!(by_state("changes_since=2999-01-01T00:00:00Z").is_empty());
+    assert_eq!(by_state("changes_since=2000-01-01T00:00:00Z"), newest_first);
+
+    // since: tasks created (started) at or after the time.
+    let created_at: Vec<(String, String)> =
+        full.iter().map(|t| (t["id"].as_str().unwrap().to_string(), t["created_at"].as_str().unwrap().to_string())).collect();
+    let pivot = created_at[2].1.clone();
+    let expected: Vec<String> = created_at.iter().filter(|(_, c)| *c >= pivot).map(|(i, _)| i.clone()).collect();
+    assert!(expected.len() >= 3 && expected.len() < created_at.len(), "{created_at:?}");
     assert_eq!(by_state(&format!("since={pivot}")), expected);
     assert!(by_state("since=2999-01-01T00:00:00Z").is_empty());
     assert_eq!(by_state("since=2000-01-01T00:00:00Z"), newest_first);
@@ -792,6 +826,7 @@ fn a_servers_tasks_list_newest_first_with_paging_and_filters() {
         ("marker=5a5c7a10-9999-4000-8000-000000000009", "marker"),
         ("state=DONE", "state"),
         ("since=yesterday", "since"),
+        ("changes_since=yesterday", "changes_since"),
     ] {
         let r = send("GET", &host.url(&format!("/servers/{id}/tasks?{q}")), Some(&member()), None);
         assert_refused(&r, 400, Some(field));
@@ -813,7 +848,7 @@ fn a_tasks_items_list_in_step_order_with_paging_and_filters() {
     let actions = |items: &[Value]| items.iter().map(|i| i["action"].as_str().unwrap().to_string()).collect::<Vec<_>>();
 
     let all = get_json(&host, &url(""), &member());
-    let items = all["server_task_items"].as_array().unwrap().clone();
+    let items = all["items"].as_array().unwrap().clone();
     assert_eq!(actions(&items), expected);
     assert!(all["_links"].get("next").is_none());
     for i in &items {
@@ -821,25 +856,44 @@ fn a_tasks_items_list_in_step_order_with_paging_and_filters() {
         assert_eq!(i["task_id"], create_id);
         assert_eq!(i["_links"]["describedby"]["href"], "/schemas/server_task_item");
         assert_eq!(i["_links"]["rel/server_task"]["href"], format!("/server_tasks/{create_id}"));
+        // Each item is a resource of its own.
+        let item_path = format!("/server_tasks/{create_id}/items/{}", i["id"].as_str().unwrap());
+        assert_eq!(i["_links"]["self"]["href"], item_path.as_str(), "{i}");
+        assert_eq!(&get_json(&host, &item_path, &member()), i);
     }
     // The task links to its items.
     assert_eq!(get_task(&host, create_id)["_links"]["rel/server_task_items"]["href"], url(""));
 
-    let (paged, pages) = all_pages(&host, &url("?limit=1"), "server_task_items");
+    let (paged, pages) = all_pages(&host, &url("?limit=1"), "items");
     assert_eq!((ids(&paged), pages), (ids(&items), 4));
     let page = get_json(&host, &url(&format!("?limit=2&marker={}", items[0]["id"].as_str().unwrap())), &member());
-    assert_eq!(ids(page["server_task_items"].as_array().unwrap()), ids(&items[1..3]));
+    assert_eq!(ids(page["items"].as_array().unwrap()), ids(&items[1..3]));
     assert!(page["_links"].get("next").is_some(), "{page}");
 
-    let filtered = |q: &str| ids(get_json(&host, &url(q), &member())["server_task_items"].as_array().unwrap());
+    let filtered = |q: &str| ids(get_json(&host, &url(q), &member())["items"].as_array().unwrap());
     assert_eq!(filtered("?state=COMPLETED"), ids(&items));
     assert!(filtered("?state=WAITING&state=RUNNING").is_empty());
+    // changes_since: the item's latest timestamp counts.
+    assert!(filtered("?changes_since=2999-01-01T00:00:00Z").is_empty());
+    assert_eq!(filtered("?changes_since=2000-01-01T00:00:00Z"), ids(&items));
+    let last_end = items[3]["ended_at"].as_str().unwrap();
+    assert!(filtered(&format!("?changes_since={last_end}")).contains(&items[3]["id"].as_str().unwrap().to_string()));
+    // since: items started at or after the time.
     assert!(filtered("?since=2999-01-01T00:00:00Z").is_empty());
     assert_eq!(filtered("?since=2000-01-01T00:00:00Z"), ids(&items));
-    let last_end = items[3]["ended_at"].as_str().unwrap();
-    assert!(filtered(&format!("?since={last_end}")).contains(&items[3]["id"].as_str().unwrap().to_string()));
+    let last_start = items[3]["started_at"].as_str().unwrap();
+    let started_since: Vec<String> =
+        items.iter().filter(|i| i["started_at"].as_str().unwrap() >= last_start).map(|i| i["id"].as_str().unwrap().to_string()).collect();
+    assert!(started_since.contains(&items[3]["id"].as_str().unwrap().to_string()));
+    assert_eq!(filtered(&format!("?since={last_start}")), started_since);
 
-    for (q, field) in [("?limit=0", "limit"), ("?state=DONE", "state"), ("?marker=5a5c7a10-9999-4000-8000-000000000009", "marker"), ("?since=x", "since")] {
+    for (q, field) in [
+        ("?limit=0", "limit"),
+        ("?state=DONE", "state"),
+        ("?marker=5a5c7a10-9999-4000-8000-000000000009", "marker"),
+        ("?since=x", "since"),
+        ("?changes_since=x", "changes_since"),
+    ] {
         assert_refused(&send("GET", &host.url(&url(q)), Some(&member()), None), 400, Some(field));
     }
 }
@@ -852,8 +906,14 @@ fn another_projects_member_gets_404_for_the_servers_tasks() {
     let ty = create_type(&host, "m1.visible", 512);
     let id = launch_active(&host, &ty, "private-1");
     let task = server_tasks(&host, &id)[0]["id"].as_str().unwrap().to_string();
+    let item = task_items(&host, &task)[0]["id"].as_str().unwrap().to_string();
 
-    let paths = [format!("/servers/{id}/tasks"), format!("/server_tasks/{task}"), format!("/server_tasks/{task}/items")];
+    let paths = [
+        format!("/servers/{id}/tasks"),
+        format!("/server_tasks/{task}"),
+        format!("/server_tasks/{task}/items"),
+        format!("/server_tasks/{task}/items/{item}"),
+    ];
     for p in &paths {
         assert_refused(&send("GET", &host.url(p), Some(&outsider()), None), 404, None);
         assert_eq!(send("GET", &host.url(p), Some(&admin()), None).status, 200, "admins see every project: {p}");
@@ -866,7 +926,14 @@ fn another_projects_member_gets_404_for_the_servers_tasks() {
 
     // Unknown or malformed ids are 404 too; the 32-hex spelling is the same task.
     let unknown = "5a5c7a10-9999-4000-8000-000000000009";
-    for p in [format!("/server_tasks/{unknown}"), format!("/server_tasks/{unknown}/items"), "/server_tasks/not-a-uuid".into(), format!("/servers/{unknown}/tasks")] {
+    for p in [
+        format!("/server_tasks/{unknown}"),
+        format!("/server_tasks/{unknown}/items"),
+        "/server_tasks/not-a-uuid".into(),
+        format!("/servers/{unknown}/tasks"),
+        format!("/server_tasks/{task}/items/{unknown}"),
+        format!("/server_tasks/{unknown}/items/{item}"),
+    ] {
         assert_refused(&send("GET", &host.url(&p), Some(&member()), None), 404, None);
     }
     let compact = task.replace('-', "");

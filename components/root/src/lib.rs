@@ -1,5 +1,7 @@
 //! Root component: `GET /` (JSON-Home rendered from the core route table),
-//! `GET /schemas` and `GET /schemas/{object}`. No authentication, no state.
+//! `GET /schemas` and `GET /schemas/{object}` (as `application/json`, the
+//! proposal's type, or `application/schema+json` when `Accept` prefers it).
+//! No authentication, no state.
 //!
 //! It also owns spin.toml's catch-all route `/...`, so a path that no other
 //! component takes still gets the API's JSON error shape: such a path
@@ -26,7 +28,9 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
             let schema = schemas::get(object).ok_or_else(|| {
                 ApiError::not_found(format!("no schema {object:?}; GET /schemas lists them"))
             })?;
-            Ok(Reply::typed(200, routes::SCHEMA_JSON, &schema))
+            let offered: Vec<&'static str> = std::iter::once(ctx.route.format).chain(ctx.route.other_formats.iter().copied()).collect();
+            let media = routes::negotiate(ctx.header("accept"), &offered);
+            Ok(Reply::typed(200, media, &schema))
         }
         other => Err(ApiError::internal(format!("route {other} has no handler in the root component"))),
     }

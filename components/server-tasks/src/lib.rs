@@ -1,5 +1,6 @@
-//! Server tasks: `POST /servers/{id}/tasks`, `GET /servers/{id}/tasks`,
-//! `GET /server_tasks/{id}` and `GET /server_tasks/{id}/items`.
+//! Server tasks: `POST /servers/{id}/tasks`, `GET /servers/{id}/tasks`
+//! (under `tasks`), `GET /server_tasks/{id}`, `GET /server_tasks/{id}/items`
+//! (under `items`) and `GET /server_tasks/{id}/items/{item}`.
 //!
 //! Starting a task claims the server with compare-and-swap: the claim
 //! re-checks, on the freshest record, that no task is RUNNING, that the
@@ -40,6 +41,13 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
             Ok(Reply::json(200, &task_view(&task)))
         }
         ("server_task_items", "GET") => items(&ctx),
+        ("server_task_item", "GET") => {
+            let task = visible_task(&ctx)?;
+            let id = ctx.param("server_task_item_id");
+            let item = task.items.iter().find(|i| vnext_core::ids::parse_uuid(id).as_deref() == Some(i.id.as_str()));
+            let item = item.ok_or_else(|| ApiError::not_found(format!("task {} has no item {id}", task.id)))?;
+            Ok(Reply::json(200, &task_item_view(&task, item)))
+        }
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in server-tasks"))),
     }
 }
@@ -49,16 +57,19 @@ fn visible_server(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerRecord> {
 }
 
 fn visible_task(ctx: &Ctx) -> ApiResult<TaskRecord> {
-    records::visible_task(&Kv::open()?, ctx.who()?, ctx.param("task_id"))
+    records::visible_task(&Kv::open()?, ctx.who()?, ctx.param("server_task_id"))
 }
 
-/// `GET /server_tasks/{id}/items?limit&marker&since&state`, in step order.
+/// The filters of both lists (besides `limit` and `marker`).
+const LIST_FILTERS: &[&str] = &["since", "changes_since", "state"];
+
+/// `GET /server_tasks/{id}/items?limit&marker&since&changes_since&state`, in step order.
 fn items(ctx: &Ctx) -> ApiResult<Reply> {
-    let q = paging::page_query(&ctx.query, &["since", "state"])?;
-    let since = paging::since(&ctx.query)?;
+    let q = paging::page_query(&ctx.query, LIST_FILTERS)?;
+    let times = paging::time_filters(&ctx.query)?;
     let states = paging::enum_filter(&ctx.query, "state", ItemState::parse, &ItemState::names())?;
     let task = visible_task(ctx)?;
-    // "Since" means changed since: the item's latest timestamp counts.
+    // `since`: started at or after; `changes_since`: its latest timestamp.
     let latest = |i: &vnext_core::model::TaskItem| {
         i.ended_at.clone().or_else(|| i.started_at.clone()).unwrap_or_else(|| i.created_at.clone())
     };
@@ -66,23 +77,24 @@ fn items(ctx: &Ctx) -> ApiResult<Reply> {
         .items
         .iter()
         .filter(|i| states.is_empty() || states.contains(&i.state))
-        .filter(|i| since.as_ref().is_none_or(|s| latest(i) >= *s))
+        .filter(|i| times.keep(i.started_at.as_deref(), &latest(i)))
         .collect();
     let (page, next) = paging::page(chosen, |i| i.id.as_str(), &q)?;
     let views = page.into_iter().map(|i| task_item_view(&task, i)).collect();
     let base = format!("/server_tasks/{}/items", task.id);
-    Ok(Reply::json(200, &paging::collection("server_task_items", views, &base, &ctx.query, next)))
+    Ok(Reply::json(200, &paging::collection("items", views, &base, &ctx.query, next)))
 }
 
-/// `GET /servers/{id}/tasks?limit&marker&since&state`, newest first.
+/// `GET /servers/{id}/tasks?limit&marker&since&changes_since&state`, newest first.
 async fn list(ctx: &Ctx) -> ApiResult<Reply> {
-    let q = paging::page_query(&ctx.query, &["since", "state"])?;
-    let since = paging::since(&ctx.query)?;
+    let q = paging::page_query(&ctx.query, LIST_FILTERS)?;
+    let times = paging::time_filters(&ctx.query)?;
     let states = paging::enum_filter(&ctx.query, "state", TaskState::parse, &TaskState::names())?;
     let kv = Kv::open()?;
     let server = visible_server(&kv, ctx)?;
+    // `since`: created (started) at or after; `changes_since`: updated.
     let keep = |t: &TaskRecord| {
-        (states.is_empty() || states.contains(&t.state)) && since.as_ref().is_none_or(|s| t.updated_at >= *s)
+        (states.is_empty() || states.contains(&t.state)) && times.keep(Some(&t.created_at), &t.updated_at)
     };
     let index = Index::new(&kv, keys::server_tasks_index(&server.id));
     // Every task of this index is the (visible) server's.
@@ -92,7 +104,7 @@ async fn list(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let views = page.iter().map(task_view).collect();
     let base = format!("/servers/{}/tasks", server.id);
-    Ok(Reply::json(200, &paging::collection("server_tasks", views, &base, &ctx.query, next)))
+    Ok(Reply::json(200, &paging::collection("tasks", views, &base, &ctx.query, next)))
 }
 
 /// Checks, on the freshest server record, that `who` may start `new` now.

@@ -56,7 +56,7 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
         }
         ("server_type_tags", "GET") => {
             let t = find(&Kv::open()?, &ctx)?;
-            Ok(Reply::json(200, &serde_json::json!({ "tags": t.tags })))
+            Ok(Reply::json(200, &t.tags))
         }
         ("server_type_tags", "PUT") => {
             let tags = validate::tag_list(&ctx.body)?;
@@ -133,7 +133,7 @@ fn list(ctx: &Ctx) -> ApiResult<Reply> {
 /// anything else a name) if the caller may see it; 404 otherwise.
 fn find(kv: &Kv, ctx: &Ctx) -> ApiResult<ServerTypeRecord> {
     let who = ctx.who()?;
-    let key = ctx.param("server_type");
+    let key = ctx.param("server_type_id");
     let not_found = || ApiError::not_found(format!("no server type {key:?} visible to you; GET /server_types/{{id or name}}"));
     let id = match parse_uuid(key) {
         Some(id) => id,

@@ -7,8 +7,10 @@
 //! the placement, asks the hypervisor for its inventory and schedules,
 //! and only then claims the hostnames (compare-and-swap; released again if
 //! any claim fails, so a 400 leaves nothing behind). Each server is stored
-//! BUILDING with no power state yet (Nova's NOSTATE), gets a CREATE task,
-//! and its spawn is submitted; what happens next arrives as events.
+//! BUILDING with no power state yet (Nova's NOSTATE, shown as SHUTDOWN),
+//! gets a CREATE task, and its spawn is submitted; what happens next
+//! arrives as events. The answer is a bare array of `{id, hostname,
+//! launched_at, _links}` in request order, as in the proposal.
 
 mod affinity;
 mod console;
@@ -72,7 +74,7 @@ fn show(ctx: &Ctx) -> ApiResult<(ServerRecord, Identity)> {
 /// `GET /projects/{project}/servers/{hostname}` (hostnames ignore case).
 fn by_hostname(ctx: &Ctx) -> ApiResult<Reply> {
     let who = ctx.who()?;
-    let (raw_project, hostname) = (ctx.param("project_id"), ctx.param("hostname"));
+    let (raw_project, hostname) = (ctx.param("project_id"), ctx.param("server_hostname"));
     let not_found = || ApiError::not_found(format!("no server {hostname:?} in project {raw_project} visible to you"));
     let project = parse_uuid(raw_project).ok_or_else(not_found)?;
     if !who.can_act_in(&project) {
@@ -85,13 +87,12 @@ fn by_hostname(ctx: &Ctx) -> ApiResult<Reply> {
     Ok(Reply::json(200, &server_view(&server, who)))
 }
 
-/// `HEAD /servers/{id}`: the states as headers (power state left out until known).
+/// `HEAD /servers/{id}`: both states as headers, always (the power state
+/// as the views show it).
 fn state_headers(s: &ServerRecord) -> Reply {
-    let mut r = Reply::empty(200).header(routes::VIRT_STATE_HEADER, s.virt_state.as_str());
-    if let Some(p) = s.power_state {
-        r = r.header(routes::POWER_STATE_HEADER, power_state_str(p));
-    }
-    r
+    Reply::empty(200)
+        .header(routes::VIRT_STATE_HEADER, s.virt_state.as_str())
+        .header(routes::POWER_STATE_HEADER, power_state_str(s.shown_power_state()))
 }
 
 /// Everything a launch needs to know before it writes anything.
@@ -199,6 +200,13 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             affinity.as_ref(),
         );
         let candidates = scheduled.clone().unwrap_or_default();
+        // Shown as the server's placement until SCHEDULING reports the node
+        // the adapter took (the first candidate, unless another launch
+        // filled it meanwhile).
+        let predicted_placement = candidates
+            .first()
+            .and_then(|id| resolved.nodes.iter().find(|n| &n.id == id))
+            .and_then(|n| n.placement_ids.first().cloned());
         let task_id = new_id();
         let server = ServerRecord {
             id: id.clone(),
@@ -226,6 +234,7 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             current_task_id: Some(task_id.clone()),
             user_data: plan.user_data,
             affinity: plan.affinity,
+            node_placement_id: predicted_placement,
         };
         let mut task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
             create.items, &now, &mut new_id);
@@ -273,5 +282,6 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
         }
     }
     let views: Vec<_> = started.iter().map(|(server, ..)| launch_result_view(server)).collect();
-    Ok(Reply::json(202, &serde_json::json!({ "servers": views })))
+    // A bare array, as the proposal answers a launch.
+    Ok(Reply::json(202, &views))
 }

@@ -1,7 +1,15 @@
 //! The two server lists: `GET /projects/{project}/servers` and
-//! `GET /servers`, with `limit`/`marker`, `since` (changed since),
-//! `virt_state`, `power_state`, `launched_by` and `tag` (repeatable, OR
-//! within one filter, AND across filters), and for `/servers` `project`.
+//! `GET /servers`, with `limit`/`marker`, `since` (launched at or after),
+//! `changes_since` (changed at or after), `virt_state`, `power_state`,
+//! `launched_by` and `tag` (repeatable, OR within one filter, AND across
+//! filters), and for `/servers` `project`.
+//!
+//! As in the proposal, a list without a state filter shows the servers that
+//! are up: `virt_state=ACTIVE` and `power_state=RUNNING`. A request that
+//! names either state filter gets exactly the state filters it names (so
+//! `?virt_state=STOPPED` finds stopped servers, whose power state is not
+//! RUNNING), and `ANY` as a value drops that filter: `?virt_state=ANY` lists
+//! servers in every state.
 //!
 //! Both read a collection index (`vnext_core::index`): a project's list
 //! its project index, `/servers` the caller's project index, or, for an
@@ -18,18 +26,18 @@ use vnext_core::ids::{parse_id, parse_uuid};
 use vnext_core::keys;
 use vnext_core::hypervisor::PowerState;
 use vnext_core::model::{ServerRecord, VirtState, parse_power_state, server_summary_view};
-use vnext_core::paging::{self, PageQuery};
+use vnext_core::paging::{self, PageQuery, TimeFilters};
 use vnext_core::validate;
 use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{Ctx, Reply};
 
 /// The filters every server list takes.
-const FILTERS: &[&str] = &["since", "virt_state", "power_state", "launched_by", "tag"];
+const FILTERS: &[&str] = &["since", "changes_since", "virt_state", "power_state", "launched_by", "tag"];
 
 /// A parsed filter set; an empty list means "any".
 struct Filters {
-    since: Option<String>,
+    times: TimeFilters,
     virt: Vec<VirtState>,
     power: Vec<PowerState>,
     launched_by: Vec<String>,
@@ -55,10 +63,17 @@ impl Filters {
         for t in &tags {
             validate::tag("tag", t)?;
         }
+        let (mut virt, mut power) = (state_filter(q, "virt_state", VirtState::parse, VirtState::names())?,
+            state_filter(q, "power_state", parse_power_state, power_state_names())?);
+        // The proposal's defaults, only when no state filter is named.
+        if virt.is_none() && power.is_none() {
+            virt = Some(vec![VirtState::Active]);
+            power = Some(vec![PowerState::Running]);
+        }
         Ok(Filters {
-            since: paging::since(q)?,
-            virt: paging::enum_filter(q, "virt_state", VirtState::parse, &VirtState::names())?,
-            power: paging::enum_filter(q, "power_state", parse_power_state, &power_state_names())?,
+            times: paging::time_filters(q)?,
+            virt: virt.unwrap_or_default(),
+            power: power.unwrap_or_default(),
             launched_by,
             tags,
             projects: ids("project")?,
@@ -66,13 +81,28 @@ impl Filters {
     }
 
     fn keep(&self, s: &ServerRecord) -> bool {
-        self.since.as_ref().is_none_or(|t| s.updated_at >= *t)
+        self.times.keep(Some(&s.launched_at), &s.updated_at)
             && (self.virt.is_empty() || self.virt.contains(&s.virt_state))
-            && (self.power.is_empty() || s.power_state.is_some_and(|p| self.power.contains(&p)))
+            && (self.power.is_empty() || self.power.contains(&s.shown_power_state()))
             && (self.launched_by.is_empty() || self.launched_by.contains(&s.launched_by))
             && (self.tags.is_empty() || self.tags.iter().any(|t| s.tags.contains(t)))
             && (self.projects.is_empty() || self.projects.contains(&s.project_id))
     }
+}
+
+/// A state filter: `None` when not given, an empty list for `ANY` (any
+/// state), else the states named; an unknown value is 400 listing the
+/// accepted ones, `ANY` included.
+fn state_filter<T>(q: &[(String, String)], name: &str, parse: fn(&str) -> Option<T>, mut names: Vec<&str>) -> ApiResult<Option<Vec<T>>> {
+    let values: Vec<&str> = q.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    if values.contains(&paging::ANY_STATE) {
+        return Ok(Some(Vec::new()));
+    }
+    names.push(paging::ANY_STATE);
+    paging::enum_filter(q, name, parse, &names).map(Some)
 }
 
 fn power_state_names() -> Vec<&'static str> {
@@ -95,7 +125,7 @@ fn page(ctx: &Ctx, who: &Identity, q: &PageQuery, collection: String, filters: &
 }
 
 /// `/servers` also takes `project`.
-const ALL_FILTERS: &[&str] = &["since", "virt_state", "power_state", "launched_by", "tag", "project"];
+const ALL_FILTERS: &[&str] = &["since", "changes_since", "virt_state", "power_state", "launched_by", "tag", "project"];
 
 /// `GET /projects/{project}/servers`.
 pub fn project_servers(ctx: &Ctx) -> ApiResult<Reply> {

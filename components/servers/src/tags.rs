@@ -1,5 +1,6 @@
-//! A server's tags: `GET|PUT|DELETE /servers/{id}/tags` (the set; PUT
-//! replaces it from `{"tags": [...]}` or a bare array, DELETE clears it)
+//! A server's tags: `GET|PUT|DELETE /servers/{id}/tags` (the set, a bare
+//! array as in the proposal; PUT replaces it from that array or from
+//! `{"tags": [...]}`, DELETE clears it)
 //! and `PUT|DELETE /servers/{id}/tags/{tag}` (one tag; deleting an absent
 //! tag is 404). The rules (tag syntax, at most 50) are `vnext_core::validate`'s,
 //! shared with server types. Changes are compare-and-swap updates of the
@@ -18,7 +19,7 @@ pub fn route(ctx: &Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("server_tags", "GET") => {
             let s = records::visible_server(&Kv::open()?, ctx.who()?, ctx.param("server_id"))?;
-            Ok(Reply::json(200, &serde_json::json!({ "tags": s.tags })))
+            Ok(Reply::json(200, &s.tags))
         }
         ("server_tags", "PUT") => {
             let tags = validate::tag_list(&ctx.body)?;

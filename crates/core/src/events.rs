@@ -52,6 +52,11 @@ pub struct ServerRuntime {
     pub power_state: PowerState,
     pub compute_node_id: Option<String>,
     pub compute_node_hostname: Option<String>,
+    /// The placement of that compute node (its first in the inventory),
+    /// filled in by the adapter, which knows the inventory; drivers leave it
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_id: Option<String>,
     /// Interfaces the server has after the step (empty: unchanged / none).
     #[serde(default)]
     pub interfaces: Vec<InterfaceInfo>,

@@ -200,27 +200,25 @@ impl ServerTypeRecord {
 }
 
 /// The server type as a client sees it. `shares` names other users and
-/// projects, so only the owner and admins see it.
+/// projects, so only the owner and admins see its lists; everyone else gets
+/// the field with both lists empty (the proposal always has the field).
 pub fn server_type_view(t: &ServerTypeRecord, who: &Identity) -> Value {
     let base = format!("/server_types/{}", t.id);
-    let mut v = json!({
+    json!({
         "id": t.id,
         "name": t.name,
         "description": t.description,
         "visibility": t.visibility,
         "spec": t.spec,
         "tags": t.tags,
+        "shares": if t.owned_by(who) { json!(t.shares) } else { json!(Shares::default()) },
         "_links": {
             "self": link(&base),
             "tags": link(format!("{base}/tags")),
             "shares": link(format!("{base}/shares")),
             "describedby": schema_link("server_type"),
         },
-    });
-    if t.owned_by(who) {
-        v["shares"] = json!(t.shares);
-    }
-    v
+    })
 }
 
 // --------------------------------------------------------------------- servers
@@ -269,9 +267,13 @@ pub struct AffinityTarget {
 
 /// Stored at [`crate::keys::server`].
 ///
-/// `power_state` is `None` until the hypervisor first reports the server:
-/// like Nova's NOSTATE while BUILDING, it is rendered as `null` and the
-/// power-state header of `HEAD /servers/{id}` is left out.
+/// `power_state` is `None` until the hypervisor first reports the server
+/// (Nova's NOSTATE while BUILDING); the API shows it as `SHUTDOWN` then
+/// ([`ServerRecord::shown_power_state`]), a value of the proposal's enum.
+/// `placement_id` is the placement asked for (at launch or by a MOVE), the
+/// scope of later MOVEs; `node_placement_id` the placement of the node the
+/// server was scheduled to, shown when none was asked for
+/// ([`ServerRecord::shown_placement_id`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerRecord {
     pub id: String,
@@ -301,9 +303,23 @@ pub struct ServerRecord {
     pub current_task_id: Option<String>,
     pub user_data: Option<String>,
     pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_placement_id: Option<String>,
 }
 
 impl ServerRecord {
+    /// The power state the API shows (headers, views, list filters).
+    pub fn shown_power_state(&self) -> PowerState {
+        self.power_state.unwrap_or(PowerState::Shutdown)
+    }
+
+    /// The placement the API shows: the one asked for, else where the
+    /// scheduler put the server; `None` only for a server launched without
+    /// a placement that no node could take.
+    pub fn shown_placement_id(&self) -> Option<&str> {
+        self.placement_id.as_deref().or(self.node_placement_id.as_deref())
+    }
+
     /// A locked server takes changes (PATCH, tags) from admins only: 409
     /// for everyone else, naming `what` was refused.
     pub fn check_unlocked(&self, who: &Identity, what: &str) -> ApiResult<()> {
@@ -400,8 +416,8 @@ impl Serialize for ServerView<'_> {
         if self.full {
             m.serialize_entry("networking", &s.networking)?;
         }
-        m.serialize_entry("placement_id", &s.placement_id)?;
-        m.serialize_entry("power_state", &s.power_state)?;
+        m.serialize_entry("placement_id", &s.shown_placement_id())?;
+        m.serialize_entry("power_state", &s.shown_power_state())?;
         m.serialize_entry("project_id", &s.project_id)?;
         m.serialize_entry("properties", &s.properties)?;
         m.serialize_entry("spec", &s.spec)?;
@@ -485,6 +501,8 @@ pub fn console_view(server_id: &str, kind: ConsoleType, uri: &str) -> Value {
         "type": kind.as_str(),
         "uri": uri,
         "_links": {
+            // Reading it again gives a new token (the old one stays valid until used or expired).
+            "self": link(format!("/servers/{server_id}/consoles/{}", kind.as_str())),
             "describedby": schema_link("server_console"),
             "rel/server": link(format!("/servers/{server_id}")),
         },
@@ -646,6 +664,7 @@ pub fn task_item_view(t: &TaskRecord, item: &TaskItem) -> Value {
         "started_at": item.started_at,
         "ended_at": item.ended_at,
         "_links": {
+            "self": link(format!("/server_tasks/{}/items/{}", t.id, item.id)),
             "describedby": schema_link("server_task_item"),
             "rel/server_task": link(format!("/server_tasks/{}", t.id)),
         },
@@ -731,6 +750,7 @@ pub(crate) mod tests {
             current_task_id: None,
             user_data: Some("c2VjcmV0".into()),
             affinity: None,
+            node_placement_id: None,
         }
     }
 
@@ -753,7 +773,8 @@ pub(crate) mod tests {
         for secret in ["node-1", "n1", "c2VjcmV0", "current_task_id", "locked_by"] {
             assert!(!text.contains(secret), "{secret} leaked");
         }
-        assert_eq!(user["power_state"], Value::Null);
+        assert_eq!(user["power_state"], "SHUTDOWN", "not reported yet: shown as SHUTDOWN");
+        assert_eq!(user["placement_id"], Value::Null);
         assert_eq!(user["_links"]["rel/server_tasks"]["href"], "/servers/s1/tasks");
         let admin = serde_json::to_value(server_view(&s, &who(true))).unwrap();
         assert_eq!(admin["_elevated"]["compute_node_hostname"], "node-1");
@@ -776,6 +797,17 @@ pub(crate) mod tests {
         let summary = serde_json::to_value(server_summary_view(&s, &who(false))).unwrap();
         let short: Vec<&str> = full.iter().copied().filter(|k| !["block_devices", "networking"].contains(k)).collect();
         assert_eq!(keys(&summary), short);
+    }
+
+    #[test]
+    fn placement_shown_is_the_one_asked_for_else_the_nodes() {
+        let mut s = sample_server();
+        s.node_placement_id = Some("pl-rack".into());
+        assert_eq!(serde_json::to_value(server_view(&s, &who(false))).unwrap()["placement_id"], "pl-rack");
+        s.placement_id = Some("pl-zone".into());
+        assert_eq!(s.shown_placement_id(), Some("pl-zone"));
+        s.power_state = Some(PowerState::Paused);
+        assert_eq!(serde_json::to_value(server_view(&s, &who(false))).unwrap()["power_state"], "PAUSED");
     }
 
     #[test]
@@ -842,9 +874,9 @@ pub(crate) mod tests {
         t.shares.users.clear();
         t.shares.projects.insert("p1".into());
         assert!(t.visible_to(&stranger));
-        // Shares are the owner's business.
-        assert!(server_type_view(&t, &stranger).get("shares").is_none());
-        assert!(server_type_view(&t, &who(true)).get("shares").is_some());
+        // Shares are the owner's business: others see the field, empty.
+        assert_eq!(server_type_view(&t, &stranger)["shares"], json!({"users": [], "projects": []}));
+        assert_eq!(server_type_view(&t, &who(true))["shares"], json!({"users": [], "projects": ["p1"]}));
         let view = server_type_view(&t, &stranger).to_string();
         assert!(!view.contains("owner-p") && !view.contains("owner-u"));
     }

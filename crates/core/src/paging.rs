@@ -59,18 +59,47 @@ pub fn enum_filter<T>(query: &[(String, String)], name: &str, parse: fn(&str) ->
         .collect()
 }
 
-/// The `since` filter in canonical form (compares as a string with stored
-/// timestamps), or 400.
-pub fn since(query: &[(String, String)]) -> ApiResult<Option<String>> {
-    query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "since")
-        .map(|(_, v)| {
-            crate::time::normalize(v)
-                .ok_or_else(|| ApiError::bad_request(format!("since {v:?} is not an RFC 3339 date-time")).field("since"))
-        })
-        .transpose()
+/// The value of a state filter (`virt_state`, `power_state`) that matches
+/// every state: `?virt_state=ANY` lists servers in any state, which the
+/// server lists' default filters would otherwise hide.
+pub const ANY_STATE: &str = "ANY";
+
+/// The time filters every list with timestamps takes. `since` is the
+/// proposal's: what *began* at or after the time (a server's launch, a
+/// task's creation, an item's start); `changes_since` is ours: what
+/// changed in any way at or after it (for polling).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeFilters {
+    pub since: Option<String>,
+    pub changes_since: Option<String>,
+}
+
+impl TimeFilters {
+    /// Whether an item that began at `began` (`None`: not yet, such as a
+    /// WAITING item) and last changed at `changed` passes both filters.
+    pub fn keep(&self, began: Option<&str>, changed: &str) -> bool {
+        self.since.as_deref().is_none_or(|t| began.is_some_and(|b| b >= t))
+            && self.changes_since.as_deref().is_none_or(|t| changed >= t)
+    }
+}
+
+/// Both time filters in canonical form (they compare as strings with
+/// stored timestamps), or 400 naming the bad one.
+pub fn time_filters(query: &[(String, String)]) -> ApiResult<TimeFilters> {
+    let parse = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| {
+                crate::time::normalize(v).ok_or_else(|| {
+                    ApiError::bad_request(format!("{name} {v:?} is not an RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z"))
+                        .field(name)
+                })
+            })
+            .transpose()
+    };
+    Ok(TimeFilters { since: parse("since")?, changes_since: parse("changes_since")? })
 }
 
 /// The page of `items` (already filtered and ordered) after the marker,
@@ -149,9 +178,28 @@ mod tests {
         let got = enum_filter(&q(&[("state", "RUNNING"), ("limit", "2"), ("state", "ABORTED")]), "state", TaskState::parse, &names).unwrap();
         assert_eq!(got, [TaskState::Running, TaskState::Aborted]);
         assert_eq!(enum_filter(&q(&[("state", "running")]), "state", TaskState::parse, &names).unwrap_err().field.as_deref(), Some("state"));
-        assert_eq!(since(&q(&[("since", "2026-01-01T01:00:00+01:00")])).unwrap().as_deref(), Some("2026-01-01T00:00:00.000000Z"));
-        assert_eq!(since(&q(&[("since", "today")])).unwrap_err().field.as_deref(), Some("since"));
-        assert_eq!(since(&[]).unwrap(), None);
+        let t = time_filters(&q(&[("since", "2026-01-01T01:00:00+01:00")])).unwrap();
+        assert_eq!(t.since.as_deref(), Some("2026-01-01T00:00:00.000000Z"));
+        assert_eq!(t.changes_since, None);
+        assert_eq!(time_filters(&q(&[("since", "today")])).unwrap_err().field.as_deref(), Some("since"));
+        assert_eq!(time_filters(&q(&[("changes_since", "x")])).unwrap_err().field.as_deref(), Some("changes_since"));
+        assert_eq!(time_filters(&[]).unwrap(), TimeFilters::default());
+    }
+
+    #[test]
+    fn since_asks_when_a_thing_began_and_changes_since_when_it_last_changed() {
+        let t = |since: Option<&str>, changes: Option<&str>| TimeFilters {
+            since: since.map(str::to_string),
+            changes_since: changes.map(str::to_string),
+        };
+        let (early, late) = ("2026-01-01T00:00:00.000000Z", "2026-06-01T00:00:00.000000Z");
+        // Began early, changed late.
+        assert!(!t(Some(late), None).keep(Some(early), late));
+        assert!(t(None, Some(late)).keep(Some(early), late));
+        assert!(t(Some(early), None).keep(Some(early), early), "at the time counts");
+        // Not begun yet (a WAITING item): never "since" anything.
+        assert!(!t(Some(early), None).keep(None, late));
+        assert!(t(None, None).keep(None, early));
     }
 
     #[test]

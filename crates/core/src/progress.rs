@@ -14,7 +14,8 @@
 //!   its `state` and `error`; items still WAITING when a task fails are
 //!   marked with the task's state, so no item stays open forever;
 //! - the server: the runtime the hypervisor reports (power state, compute
-//!   node, interfaces, block devices) and, when the operation ends, the
+//!   node and its placement, interfaces, block devices) and, when the
+//!   operation ends, the
 //!   virt_state from [`crate::transitions`]; the running-task marker is
 //!   cleared.
 
@@ -119,6 +120,9 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
         if rt.compute_node_hostname.is_some() {
             server.compute_node_hostname = rt.compute_node_hostname.clone();
         }
+        if rt.placement_id.is_some() {
+            server.node_placement_id = rt.placement_id.clone();
+        }
         if !rt.interfaces.is_empty() {
             server.networking = Networking::from_interfaces(rt.interfaces.clone());
         }
@@ -149,6 +153,14 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
         {
             server.spec = spec.clone();
             server.type_id = type_id.clone();
+        }
+        // A MOVE to another placement makes that the server's placement
+        // (and the scope of its next MOVE).
+        if completed
+            && task.action == TaskAction::Move
+            && let Some(placement) = &task.args.placement_id
+        {
+            server.placement_id = Some(placement.clone());
         }
         if server.current_task_id.as_deref() == Some(task.id.as_str()) {
             server.current_task_id = None;
@@ -245,15 +257,37 @@ mod tests {
             power_state: PowerState::Running,
             compute_node_id: Some("n2".into()),
             compute_node_hostname: Some("node-2".into()),
+            placement_id: Some("pl-2".into()),
             interfaces: vec![InterfaceInfo { name: "eth0".into(), ip4: Some("10.0.0.5".into()), ip6: None, mac: "52:54:00:00:00:01".into() }],
             block_devices: vec![],
         });
         apply_to_server(&mut s, &t, &e).unwrap();
+        assert_eq!(s.node_placement_id.as_deref(), Some("pl-2"));
+        assert_eq!(s.placement_id, None, "the placement asked for stays as it was");
         assert_eq!(s.virt_state, VirtState::Active);
         assert_eq!(s.power_state, Some(PowerState::Running));
         assert_eq!(s.compute_node_hostname.as_deref(), Some("node-2"));
         assert_eq!(s.networking.access.ip4, ["10.0.0.5"]);
         assert_eq!(s.current_task_id, None);
+    }
+
+    #[test]
+    fn a_completed_move_to_a_placement_makes_it_the_servers() {
+        let mut s = server();
+        s.virt_state = VirtState::Active;
+        s.placement_id = Some("pl-old".into());
+        let mut n = 0;
+        let mut ids = || {
+            n += 1;
+            format!("item{n}")
+        };
+        let args = TaskArgs { placement_id: Some("pl-new".into()), ..Default::default() };
+        let t = TaskRecord::new("t1".into(), &s, TaskAction::Move, args, "u1", transitions::get(TaskAction::Move).items, "2026-01-01T00:00:00Z", &mut ids);
+        let mut aborted = s.clone();
+        apply_to_server(&mut aborted, &t, &ev(2, 0, StepState::Aborted, OperationState::Aborted)).unwrap();
+        assert_eq!(aborted.placement_id.as_deref(), Some("pl-old"));
+        apply_to_server(&mut s, &t, &ev(3, 2, StepState::Completed, OperationState::Completed)).unwrap();
+        assert_eq!(s.placement_id.as_deref(), Some("pl-new"));
     }
 
     #[test]

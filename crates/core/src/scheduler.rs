@@ -16,9 +16,13 @@
 //! `affinity` replaces Nova's `same_host` / `different_host` scheduler
 //! hints and, like them, is a **hard** filter:
 //!
-//! - `near`: only nodes hosting at least one `near` target qualify. If no
-//!   target runs on a node (none placed yet, all terminated or offloaded),
-//!   nothing qualifies.
+//! - `near`: only nodes hosting at least one `near` target qualify. When
+//!   `near` names servers by id and none of them runs on a node (not placed
+//!   yet, terminated or offloaded), nothing qualifies, as with Nova's
+//!   `same_host`. When it names only tags and no server carrying one runs
+//!   on a node (the first server of a group), it constrains nothing: the
+//!   server is placed freely, as the first member of a Nova affinity group,
+//!   and the next ones join it (the proposal's own launch example).
 //! - `not_near`: nodes hosting any `not_near` target are left out.
 //!
 //! A target is a server named in `server_ids`, or a server of the launching
@@ -124,8 +128,10 @@ pub fn affinity_nodes(affinity: &Affinity, servers: &[ServerRecord], project: &s
             .map(str::to_owned)
             .collect()
     };
-    let near_named = !affinity.near.server_ids.is_empty() || !affinity.near.server_tags.is_empty();
-    AffinityNodes { near: near_named.then(|| nodes_of(&affinity.near)), not_near: nodes_of(&affinity.not_near) }
+    let near = nodes_of(&affinity.near);
+    // Ids always constrain; tags only once a tagged server runs somewhere.
+    let near_applies = !affinity.near.server_ids.is_empty() || !near.is_empty();
+    AffinityNodes { near: near_applies.then_some(near), not_near: nodes_of(&affinity.not_near) }
 }
 
 /// Candidate node ids for `spec`, best first, or why there is none (a
@@ -303,8 +309,12 @@ mod tests {
                 Affinity { near: side(&["theirs"], &[]), ..Default::default() }, None, Some(&["n6"]), &[]),
             ("a tag never reaches another project",
                 Affinity { not_near: side(&[], &["db"]), ..Default::default() }, None, None, &["n1", "n2"]),
-            ("near targets not placed yet: an empty set, not no constraint",
+            ("near ids not placed yet: an empty set, not no constraint",
                 Affinity { near: side(&["new", "gone"], &[]), ..Default::default() }, None, Some(&[]), &[]),
+            ("near tags no placed server carries: no constraint (the group's first server)",
+                Affinity { near: side(&[], &["nosuch"]), ..Default::default() }, None, None, &[]),
+            ("near ids and tags matching nothing placed: the ids still constrain",
+                Affinity { near: side(&["new"], &["nosuch"]), ..Default::default() }, None, Some(&[]), &[]),
             ("ids and tags of both sides combine",
                 Affinity { near: side(&["db1"], &["web"]), not_near: side(&["db2"], &[]) }, None, Some(&["n1", "n3", "n7"]), &["n2"]),
             ("the server being scheduled is not its own target",

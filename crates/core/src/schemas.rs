@@ -35,12 +35,39 @@ use std::sync::OnceLock;
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 
-/// Every object with a schema, in listing order.
+/// Every object with a schema, in listing order: the proposal's seven
+/// first, in its order, then ours.
 pub const OBJECTS: &[&str] = &[
-    "placement", "server_type", "server_task", "server_task_item", "server", "server_launch", "tag", "property",
-    "server_patch", "server_console", "diagnostics",
+    "placement", "server_type", "server_task", "server_task_item", "server", "tag", "property",
+    "server_launch", "server_launch_result", "server_patch", "server_console", "diagnostics", "query", "error",
     "server_type_create", "server_type_patch", "server_type_shares", "tag_list", "server_task_create",
 ];
+
+/// One line on each object, for `GET /schemas`.
+fn summary(object: &str) -> &'static str {
+    match object {
+        "placement" => "A placement is a container of compute resources where servers may be placed; placements may contain other placements.",
+        "server_type" => "A server type describes the capacity of a class of servers (a flavor).",
+        "server_task" => "A server task is an action that is or was carried out on a server, with its state.",
+        "server_task_item" => "A server task item is one step of a server task.",
+        "server" => "A server is a virtual machine, owned by one project and launched from a server template.",
+        "tag" => "A tag is a string that categorizes a resource.",
+        "property" => "Properties are string key/value pairs that describe a resource.",
+        "server_launch" => "The request that launches one or more servers.",
+        "server_launch_result" => "One entry of the answer to a launch: the new server's id and links.",
+        "server_patch" => "The request that renames a server or moves it to another project.",
+        "server_console" => "Where to connect to a server's interactive console, once.",
+        "diagnostics" => "Resource counters of a server, as its hypervisor reports them.",
+        "query" => "The query parameters of the API's routes (JSON-Home href-vars point here).",
+        "error" => "The body of every error response.",
+        "server_type_create" => "The request that creates a server type.",
+        "server_type_patch" => "The request that changes a server type.",
+        "server_type_shares" => "The users and projects a server type is shared with.",
+        "tag_list" => "The request that replaces a resource's tags.",
+        "server_task_create" => "The request that starts a server task.",
+        _ => "",
+    }
+}
 
 fn uuid() -> Value {
     json!({ "type": "string", "format": "uuid" })
@@ -160,17 +187,17 @@ fn doc(object: &str, title: &str, body: Value) -> Value {
 
 fn server_type() -> Value {
     doc("server_type", "Server type", json!({
-        "description": "A flavor: the resources a server gets, as the API returns it. Created with server_type_create (POST /server_types), changed with server_type_patch (PATCH), tags and shares through their own routes. shares is shown to the owner and admins only.",
+        "description": "A flavor: the resources a server gets, as the API returns it. Created with server_type_create (POST /server_types), changed with server_type_patch (PATCH), tags and shares through their own routes. shares lists users and projects to the owner and admins only; everyone else sees both lists empty.",
         "type": "object",
         "additionalProperties": false,
-        "required": ["id", "name", "description", "visibility", "spec", "tags", "_links"],
+        "required": ["id", "name", "description", "visibility", "shares", "spec", "tags", "_links"],
         "properties": {
             "id": ro(uuid()),
             "name": type_name(),
             "description": type_description(),
             "visibility": { "enum": Visibility::names(), "default": "PRIVATE" },
             "shares": {
-                "type": "object", "additionalProperties": false,
+                "type": "object", "additionalProperties": false, "required": ["users", "projects"],
                 "properties": {
                     "users": { "type": "array", "items": uuid(), "uniqueItems": true },
                     "projects": { "type": "array", "items": uuid(), "uniqueItems": true }
@@ -302,14 +329,24 @@ fn server_launch() -> Value {
     }))
 }
 
+/// The fields a server shows in lists too: every field but `networking`
+/// and `block_devices`, which only `GET` of one server carries.
+const SERVER_REQUIRED: &[&str] = &[
+    "_elevated", "_links", "hostname", "id", "launch_keypair_id", "launched_at", "launched_by", "locked",
+    "placement_id", "power_state", "project_id", "properties", "spec", "tags", "template_id", "type_id", "virt_state",
+];
+
 fn server() -> Value {
     let interface = json!({
-        "type": "object",
+        "type": "object", "additionalProperties": false, "required": ["name", "ip4", "ip6", "mac"],
         "properties": { "name": { "type": "string" }, "ip4": nullable(json!({"type": "string"})), "ip6": nullable(json!({"type": "string"})), "mac": { "type": "string" } }
     });
+    let addresses = json!({ "type": "array", "items": { "type": "string" } });
     doc("server", "Server", json!({
-        "description": "A server. Created by launching (server_launch); hostname and project_id change with server_patch (PATCH), everything else through tasks.",
+        "description": "A server. Created by launching (server_launch); hostname and project_id change with server_patch (PATCH), everything else through tasks. Lists show every field but networking and block_devices.",
         "type": "object",
+        "additionalProperties": false,
+        "required": SERVER_REQUIRED,
         "properties": {
             "id": ro(uuid()),
             "hostname": hostname(),
@@ -319,24 +356,54 @@ fn server() -> Value {
             "launch_keypair_id": ro(nullable(uuid())),
             "template_id": ro(nullable(uuid())),
             "type_id": ro(uuid()),
-            "placement_id": ro(nullable(uuid())),
-            "power_state": ro(json!({ "enum": ["RUNNING", "PAUSED", "SHUTDOWN", "CRASHED", "SUSPENDED", null], "description": "null until the hypervisor first reports the server (while BUILDING)." })),
+            "placement_id": ro(json!({
+                "type": ["string", "null"], "format": "uuid",
+                "description": "The placement asked for at launch (or by the last MOVE), else the placement of the compute node the server was scheduled to; null only for a server launched without one that no node could take."
+            })),
+            "power_state": ro(json!({
+                "enum": ["RUNNING", "PAUSED", "SHUTDOWN", "CRASHED", "SUSPENDED"],
+                "description": "SHUTDOWN until the hypervisor first reports the server running (while BUILDING, and after a failed launch)."
+            })),
             "virt_state": ro(json!({ "enum": VirtState::names() })),
             "spec": ro(json!({ "$ref": "/schemas/server_type#/properties/spec" })),
-            "block_devices": ro(json!({ "type": "array", "items": { "type": "object", "properties": { "device": { "type": "string" }, "type": { "enum": ["EPHEMERAL", "PERSISTENT"] } } } })),
+            "block_devices": ro(json!({ "type": "array", "items": {
+                "type": "object", "additionalProperties": false, "required": ["device", "type"],
+                "properties": { "device": { "type": "string" }, "type": { "enum": ["EPHEMERAL", "PERSISTENT"] } }
+            } })),
             "networking": ro(json!({
-                "type": "object",
+                "type": "object", "additionalProperties": false, "required": ["access", "interfaces"],
                 "properties": {
-                    "access": { "type": "object", "properties": { "ip4": { "type": "array", "items": { "type": "string" } }, "ip6": { "type": "array", "items": { "type": "string" } } } },
+                    "access": {
+                        "type": "object", "additionalProperties": false, "required": ["ip4", "ip6"],
+                        "properties": { "ip4": addresses, "ip6": addresses }
+                    },
                     "interfaces": { "type": "array", "items": interface }
                 }
             })),
             "properties": property(),
             "tags": tags(),
             "locked": ro(json!({ "type": "boolean" })),
-            "_elevated": ro(json!({ "type": "object", "description": "Admins only: compute_node_hostname and elevated properties; {} for others." })),
+            "_elevated": ro(json!({
+                "type": "object", "additionalProperties": false,
+                "properties": { "compute_node_hostname": nullable(json!({ "type": "string" })), "properties": property() },
+                "description": "Admins only: compute_node_hostname and elevated properties; {} for others."
+            })),
             "_links": links()
         }
+    }))
+}
+
+/// An entry of the launch answer (a bare array, in request order). As in
+/// the proposal, its `describedby` is `/schemas/server`: the schema of the
+/// server its `self` link names, which a GET of that link returns.
+fn server_launch_result() -> Value {
+    doc("server_launch_result", "Launched server", json!({
+        "description": "One entry of the answer to POST /projects/{project}/servers: the server's id, hostname and launch time; GET _links.self for the server (whose schema _links.describedby names).",
+        "type": "object",
+        "readOnly": true,
+        "additionalProperties": false,
+        "required": ["id", "hostname", "launched_at", "_links"],
+        "properties": { "id": uuid(), "hostname": hostname(), "launched_at": time(), "_links": links() }
     }))
 }
 
@@ -355,6 +422,8 @@ fn server_console() -> Value {
         "description": "GET /servers/{id}/consoles/{type}: a URI carrying a one-time token for an interactive console.",
         "type": "object",
         "readOnly": true,
+        "additionalProperties": false,
+        "required": ["type", "uri", "_links"],
         "properties": {
             "type": { "enum": ConsoleType::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() },
             "uri": { "type": "string", "format": "uri" },
@@ -369,20 +438,30 @@ fn diagnostics() -> Value {
         "description": "GET /servers/{id}/diagnostics: resource counters of a server on a compute node, as its hypervisor reports them now.",
         "type": "object",
         "readOnly": true,
+        "additionalProperties": false,
+        "required": ["server_id", "cpu_time_ns", "memory_used_mb", "memory_total_mb", "uptime_seconds", "disks", "interfaces", "_links"],
         "properties": {
             "server_id": uuid(),
             "cpu_time_ns": counter,
             "memory_used_mb": counter,
             "memory_total_mb": counter,
             "uptime_seconds": counter,
-            "disks": { "type": "array", "items": { "type": "object", "properties": {
-                "device": { "type": "string" }, "read_bytes": counter, "write_bytes": counter,
-                "read_requests": counter, "write_requests": counter
-            } } },
-            "interfaces": { "type": "array", "items": { "type": "object", "properties": {
-                "name": { "type": "string" }, "rx_bytes": counter, "tx_bytes": counter,
-                "rx_packets": counter, "tx_packets": counter
-            } } },
+            "disks": { "type": "array", "items": {
+                "type": "object", "additionalProperties": false,
+                "required": ["device", "read_bytes", "write_bytes", "read_requests", "write_requests"],
+                "properties": {
+                    "device": { "type": "string" }, "read_bytes": counter, "write_bytes": counter,
+                    "read_requests": counter, "write_requests": counter
+                }
+            } },
+            "interfaces": { "type": "array", "items": {
+                "type": "object", "additionalProperties": false,
+                "required": ["name", "rx_bytes", "tx_bytes", "rx_packets", "tx_packets"],
+                "properties": {
+                    "name": { "type": "string" }, "rx_bytes": counter, "tx_bytes": counter,
+                    "rx_packets": counter, "tx_packets": counter
+                }
+            } },
             "_links": links()
         }
     }))
@@ -487,20 +566,83 @@ fn server_task_create() -> Value {
     }))
 }
 
+/// Every item action of the transition table, in first-use order.
+pub fn item_actions() -> Vec<&'static str> {
+    let mut seen = Vec::new();
+    for step in crate::transitions::TABLE.iter().flat_map(|t| t.items) {
+        if !seen.contains(step) {
+            seen.push(*step);
+        }
+    }
+    seen
+}
+
 fn server_task_item() -> Value {
     doc("server_task_item", "Server task item", json!({
-        "description": "One step of a task (read-only).",
+        "description": "One step of a task (read-only). started_at is null while the item is WAITING and ended_at until it ends.",
         "type": "object",
         "readOnly": true,
+        "additionalProperties": false,
+        "required": ["id", "task_id", "action", "state", "created_at", "started_at", "ended_at", "_links"],
         "properties": {
             "id": uuid(),
             "task_id": uuid(),
-            "action": { "type": "string" },
+            "action": { "enum": item_actions(), "description": "the step; which steps a task has depends on its action (x-transitions of server_task)" },
             "state": { "enum": ItemState::names() },
             "created_at": time(),
             "started_at": nullable(time()),
             "ended_at": nullable(time()),
             "_links": links()
+        }
+    }))
+}
+
+/// Every query parameter of the API, described once (JSON-Home's
+/// `href-vars` point at these properties). A route refuses the ones it
+/// does not list in its `href-template` (400).
+fn query() -> Value {
+    let any = |names: Vec<&'static str>| {
+        let mut all = names;
+        all.push(crate::paging::ANY_STATE);
+        json!({ "enum": all })
+    };
+    let task_states: Vec<&str> = ItemState::names();
+    doc("query", "Query parameters", json!({
+        "description": "The query parameters of the API's routes. A parameter marked repeatable may be given several times and then matches any of its values; different parameters must all match.",
+        "type": "object",
+        "properties": {
+            "limit": { "type": "integer", "minimum": 1, "maximum": crate::paging::MAX_LIMIT, "default": crate::paging::DEFAULT_LIMIT, "description": "page size" },
+            "marker": { "type": "string", "format": "uuid", "description": "the id of the last item of the previous page" },
+            "since": { "type": "string", "format": "date-time", "description": "servers launched, tasks created, items started at or after this time" },
+            "changes_since": { "type": "string", "format": "date-time", "description": "items changed (any field, any state change) at or after this time" },
+            "tag": { "type": "string", "description": "repeatable: items carrying this tag" },
+            "parent_placement": { "type": "string", "format": "uuid", "description": "placements directly below this one" },
+            "project": { "type": "string", "format": "uuid", "description": "repeatable: servers of this project (others than your own: admins only)" },
+            "launched_by": { "type": "string", "format": "uuid", "description": "repeatable: servers launched by this user (others than you: admins only)" },
+            "virt_state": any(VirtState::names()),
+            "power_state": any(vec!["RUNNING", "PAUSED", "SHUTDOWN", "CRASHED", "SUSPENDED"]),
+            "state": { "enum": task_states, "description": "repeatable: tasks or items in this state" },
+            "lines": { "type": "integer", "minimum": 1, "maximum": crate::validate::MAX_CONSOLE_LINES, "default": crate::validate::MAX_CONSOLE_LINES, "description": "how many of the last console lines" }
+        }
+    }))
+}
+
+fn error() -> Value {
+    doc("error", "Error", json!({
+        "description": "Every 4xx and 5xx answer of the API: code (the HTTP status), title (its reason phrase), message (what went wrong and what to do) and, when one field of the request is to blame, field (its dotted path or the query parameter).",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object", "additionalProperties": false, "required": ["code", "title", "message"],
+                "properties": {
+                    "code": { "type": "integer", "minimum": 400, "maximum": 599 },
+                    "title": { "type": "string" },
+                    "message": { "type": "string", "minLength": 1 },
+                    "field": { "type": "string" }
+                }
+            }
         }
     }))
 }
@@ -535,6 +677,7 @@ pub fn get(object: &str) -> Option<Value> {
         "tag_list" => tag_list(),
         "server_task_create" => server_task_create(),
         "server_launch" => server_launch(),
+        "server_launch_result" => server_launch_result(),
         "server" => server(),
         "server_task" => server_task(),
         "server_task_item" => server_task_item(),
@@ -544,17 +687,19 @@ pub fn get(object: &str) -> Option<Value> {
         "server_patch" => server_patch(),
         "server_console" => server_console(),
         "diagnostics" => diagnostics(),
+        "query" => query(),
+        "error" => error(),
         _ => return None,
     })
 }
 
-/// `GET /schemas`: the list, each with its link.
+/// `GET /schemas`: as the proposal, a bare array of `{type, description,
+/// _links: {"rel/schema"}}`, one per object.
 pub fn index() -> Value {
-    let items: Vec<Value> = OBJECTS
+    OBJECTS
         .iter()
-        .map(|o| json!({ "name": o, "_links": { "self": { "href": format!("/schemas/{o}") } } }))
-        .collect();
-    json!({ "schemas": items, "_links": { "self": { "href": "/schemas" } } })
+        .map(|o| json!({ "type": o, "description": summary(o), "_links": { "rel/schema": { "href": format!("/schemas/{o}") } } }))
+        .collect()
 }
 
 // ------------------------------------------------------- request validation
@@ -776,6 +921,73 @@ fn bad(field: String, what: String) -> ApiError {
     }
 }
 
+// ----------------------------------------------------- response validation
+
+/// Every served document, compiled together so that references between
+/// them (`/schemas/server_type#/properties/spec`) resolve; built on first
+/// use. For checking what the API answers (tests, clients' contract
+/// checks), not on any request path.
+struct AllCompiled {
+    schemas: boon::Schemas,
+    index: Vec<(&'static str, boon::SchemaIndex)>,
+}
+
+static ALL: OnceLock<Result<AllCompiled, String>> = OnceLock::new();
+
+fn compile_all() -> Result<AllCompiled, String> {
+    let mut compiler = boon::Compiler::new();
+    compiler.set_default_draft(boon::Draft::V2020_12);
+    for o in OBJECTS {
+        let doc = get(o).ok_or_else(|| format!("no schema named {o}"))?;
+        compiler.add_resource(&format!("{BASE}/schemas/{o}"), doc).map_err(|e| format!("{o}: {e:#}"))?;
+    }
+    let mut schemas = boon::Schemas::new();
+    let mut index = Vec::new();
+    for o in OBJECTS {
+        let i = compiler.compile(&format!("{BASE}/schemas/{o}"), &mut schemas).map_err(|e| format!("{o}: {e:#}"))?;
+        index.push((*o, i));
+    }
+    Ok(AllCompiled { schemas, index })
+}
+
+/// Checks `value` against the served schema of `object` (any of
+/// [`OBJECTS`]); the error names the failing location and rule.
+pub fn validate(object: &str, value: &Value) -> Result<(), String> {
+    let all = ALL.get_or_init(compile_all).as_ref().map_err(Clone::clone)?;
+    let (_, index) = all.index.iter().find(|(o, _)| *o == object).ok_or_else(|| format!("no schema named {object}"))?;
+    all.schemas.validate(value, *index).map_err(|e| format!("does not match /schemas/{object}: {e:#}"))
+}
+
+/// The objects `body` (a JSON answer) claims to be, each with the JSON
+/// pointer where it is: any object whose `_links.describedby.href` is
+/// `/schemas/<object>`, at any depth. What a client can check an answer
+/// against without knowing the route.
+pub fn described_objects(body: &Value) -> Vec<(String, String)> {
+    fn walk(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(object) = v.pointer("/_links/describedby/href").and_then(Value::as_str).and_then(|h| h.strip_prefix("/schemas/")) {
+                    out.push((object.to_string(), at.to_string()));
+                }
+                for (k, child) in m {
+                    if k != "_links" {
+                        walk(child, &format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(body, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,7 +1000,64 @@ mod tests {
             assert_eq!(s["$id"], format!("/schemas/{o}"));
         }
         assert!(get("nope").is_none());
-        assert_eq!(index()["schemas"].as_array().unwrap().len(), OBJECTS.len());
+        let index = index();
+        assert_eq!(index.as_array().unwrap().len(), OBJECTS.len());
+        for (entry, o) in index.as_array().unwrap().iter().zip(OBJECTS) {
+            assert_eq!(entry["type"], *o);
+            assert!(!entry["description"].as_str().unwrap().is_empty(), "{o} has no summary");
+            assert_eq!(entry["_links"]["rel/schema"]["href"], format!("/schemas/{o}"));
+        }
+    }
+
+    #[test]
+    fn every_schema_compiles_with_the_others() {
+        for o in OBJECTS {
+            // Any value: only compiling matters here.
+            let _ = validate(o, &json!({}));
+        }
+        assert!(ALL.get().unwrap().is_ok(), "{:?}", ALL.get().unwrap().as_ref().err());
+    }
+
+    #[test]
+    fn views_validate_against_their_schemas_and_strangers_fail() {
+        use crate::auth::Identity;
+        let who = Identity { user_id: "0f1e2d3c-4b5a-4978-8a9b-acbdcedf0011".into(), project_id: "p".into(), admin: false };
+        let mut s = crate::model::tests::sample_server();
+        s.id = "0f1e2d3c-4b5a-4978-8a9b-acbdcedf0012".into();
+        let full = serde_json::to_value(crate::model::server_view(&s, &who)).unwrap();
+        validate("server", &full).unwrap();
+        let summary = serde_json::to_value(crate::model::server_summary_view(&s, &who)).unwrap();
+        validate("server", &summary).unwrap();
+        let mut extra = full.clone();
+        extra["surprise"] = json!(1);
+        assert!(validate("server", &extra).is_err(), "additional fields are refused");
+        let mut missing = full.clone();
+        missing.as_object_mut().unwrap().remove("power_state");
+        assert!(validate("server", &missing).is_err(), "required fields are required");
+        assert!(validate("server", &json!({})).is_err(), "an empty object is no server");
+        validate("error", &crate::error::ApiError::bad_request("x").field("f").to_json()).unwrap();
+        assert!(validate("nope", &json!({})).is_err());
+    }
+
+    #[test]
+    fn task_items_name_only_the_steps_of_the_transition_table() {
+        let s = server_task_item();
+        let actions = s["properties"]["action"]["enum"].as_array().unwrap();
+        for step in ["SCHEDULING", "SPAWNING", "REBUILDING_BLOCK_DEVICES", "DETACHING_NETWORK_INTERFACE"] {
+            assert!(actions.contains(&json!(step)), "{step}");
+        }
+        assert!(!actions.contains(&json!("REBOOT")), "task actions are not item actions");
+        assert!(validate("server_task_item", &json!({})).is_err());
+    }
+
+    #[test]
+    fn described_objects_are_found_at_any_depth() {
+        let body = json!({
+            "servers": [{ "id": "a", "_links": { "describedby": { "href": "/schemas/server" } } }],
+            "_links": { "self": { "href": "/servers" } }
+        });
+        assert_eq!(described_objects(&body), vec![("server".to_string(), "/servers/0".to_string())]);
+        assert!(described_objects(&json!(["a", "b"])).is_empty());
     }
 
     #[test]

@@ -453,7 +453,13 @@ impl Adapter {
             let node = self.node_for(&p);
             let request = StepRequest { op: &p.op, step_index: i, step: &p.op.steps[i], node };
             match self.inner.driver.run_step(request).await {
-                Ok(runtime) => {
+                Ok(mut runtime) => {
+                    // Drivers know nodes, the inventory knows their placements.
+                    if let Some(rt) = runtime.as_mut()
+                        && let Some(node) = rt.compute_node_id.as_deref().and_then(|id| self.inner.inventory.node(id))
+                    {
+                        rt.placement_id = node.placement_ids.first().cloned();
+                    }
                     let last = i + 1 == steps;
                     if last {
                         let mut state = self.inner.state.lock().unwrap();

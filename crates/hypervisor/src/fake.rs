@@ -191,6 +191,7 @@ impl FakeServer {
             power_state: self.power,
             compute_node_id: self.node_id.clone(),
             compute_node_hostname: self.node_hostname.clone(),
+            placement_id: None,
             interfaces: self.interfaces.clone(),
             block_devices: self.block_devices.clone(),
         }
