@@ -31,10 +31,11 @@ fi
 
 # Dredd, at the version pinned in tests/dredd/package.json (exact, with the
 # lock file), installed into tests/dredd/node_modules.
-wanted=$(node -p "require('./tests/dredd/package.json').dependencies.dredd")
-installed=$(node -p "try { require('./tests/dredd/node_modules/dredd/package.json').version } catch (_) { '' }")
+# Its hooks validate answers with Ajv (also pinned there): both versions must match.
+wanted=$(node -p "const d = require('./tests/dredd/package.json').dependencies; d.dredd + ' ' + d.ajv")
+installed=$(node -p "try { ['dredd', 'ajv'].map((p) => require('./tests/dredd/node_modules/' + p + '/package.json').version).join(' ') } catch (_) { '' }")
 if [ "$installed" != "$wanted" ] || [ ! -x tests/dredd/node_modules/.bin/dredd ]; then
-  log "dredd $wanted (npm ci in tests/dredd)"
+  log "dredd and ajv $wanted (npm ci in tests/dredd)"
   (cd tests/dredd && npm ci --no-audit --no-fund --loglevel=error)
   tests/dredd/node_modules/.bin/dredd --version >/dev/null
 fi

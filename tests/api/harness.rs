@@ -215,7 +215,51 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
         .collect();
     let body = resp.into_string().unwrap_or_default();
-    Resp { status, headers, body }
+    let resp = Resp { status, headers, body };
+    check_against_schemas(method, url, &resp);
+    resp
+}
+
+/// Every answer of the API (it carries the API version header) is checked
+/// against the schemas it names, whatever the test asserts besides: each
+/// object whose `_links.describedby` is `/schemas/<x>` must match that
+/// schema (which also lists its required fields and forbids others), an
+/// error body must match `/schemas/error`, a launch answer's entries
+/// `/schemas/server_launch_result`, and a tag list must be tags.
+/// The schemas are vnext-core's, the same code that serves `/schemas`
+/// (`tests/api/proposal.rs` checks that they are what the host serves).
+fn check_against_schemas(method: &str, url: &str, resp: &Resp) {
+    use vnext_core::schemas;
+    if resp.header("x-openstack-compute-api-version").is_none() || method == "HEAD" || resp.body.is_empty() {
+        return;
+    }
+    let json_type = resp.header("content-type").is_some_and(|t| t.starts_with("application/json"));
+    let Some(body) = json_type.then(|| serde_json::from_str::<serde_json::Value>(&resp.body).ok()).flatten() else {
+        return;
+    };
+    let fail = |what: &str, e: String| -> ! { panic!("{method} {url} answered {} with {what} that {e}:\n{}", resp.status, resp.body) };
+    if resp.status >= 400 {
+        return schemas::validate("error", &body).unwrap_or_else(|e| fail("an error body", e));
+    }
+    // A launch answers a bare array of links to the new servers, whose
+    // `describedby` names the schema of the server behind `self`.
+    if method == "POST" && resp.status == 202 && body.is_array() {
+        for entry in body.as_array().into_iter().flatten() {
+            schemas::validate("server_launch_result", entry).unwrap_or_else(|e| fail("a launch entry", e));
+        }
+        return;
+    }
+    for (object, at) in schemas::described_objects(&body) {
+        let value = body.pointer(&at).expect("a pointer found in the body");
+        schemas::validate(&object, value).unwrap_or_else(|e| fail(&format!("{object} at {at:?}"), e));
+    }
+    let path = url.split('?').next().unwrap_or(url);
+    if method == "GET" && path.ends_with("/tags") {
+        let tags = body.as_array().unwrap_or_else(|| fail("a tag list", "is not a bare array".into()));
+        for t in tags {
+            schemas::validate("tag", t).unwrap_or_else(|e| fail("a tag", e));
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, failing after `timeout`.

@@ -7,6 +7,7 @@ mod keystone;
 mod launch;
 mod lists;
 mod placements;
+mod proposal;
 mod server_types;
 mod servers;
 mod slice;
