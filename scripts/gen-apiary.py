@@ -64,9 +64,9 @@ class R:
                 return v
         return None
 
-def call(method, path, token=TOKEN, body=None, raw=None):
+def call(method, path, token=TOKEN, body=None, raw=None, headers=None):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(BASE + path, data=data, method=method)
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers=headers or {})
     if token:
         req.add_header("X-Auth-Token", token)
     if data is not None:
@@ -183,7 +183,7 @@ def too_large():
 
 HOME_405 = expect(call("POST", "/", None), 405)
 # The names `GET /schemas` lists, for the description of `{object}`.
-SCHEMA_NAMES = ", ".join(x["name"] for x in expect(call("GET", "/schemas", None), 200).json()["schemas"])
+SCHEMA_NAMES = ", ".join(x["type"] for x in expect(call("GET", "/schemas", None), 200).json())
 
 w("""FORMAT: 1A
 HOST: http://127.0.0.1:3000
@@ -200,8 +200,9 @@ replays every `+ Request` of it, in order, against a fresh host and checks
 each answer against the `+ Response` that follows. A response written without
 a request of its own was captured from the request its description names
 (another path or query); Dredd does not replay those. What the contract
-asks for and the code does not do yet is listed in the last section, "Not yet
-implemented", and nowhere else. The one route left out on purpose is
+asks for and the code does not do yet is listed in the section "Not yet
+implemented", and every deliberate difference from the 2014 proposal's wire
+shapes in the last section, "Differences from the 2014 proposal". The one route left out on purpose is
 `POST /internal/events`, through which the hypervisor adapter reports
 progress: it is not public (not in JSON-Home, authenticated by a secret
 shared with the adapter instead of a token).
@@ -245,7 +246,8 @@ exactly like missing ones: `404`.
   The host logs every request with it.
 - `X-OpenStack-Compute-API-Version: 0.1.0`.
 - `Content-Type`: `application/json`, except `application/json-home` for `GET /`
-  and `application/schema+json` for `GET /schemas/{object}`; none on `204` and
+  and `text/plain` for the console log; `GET /schemas/{object}` answers
+  `application/schema+json` instead when `Accept` prefers it. None on `204` and
   successful `HEAD` responses.
 
 ## Errors
@@ -290,10 +292,10 @@ Every list route pages the same way:
 | Route | Order | Filters |
 |---|---|---|
 | `GET /server_types` | creation | `tag` |
-| `GET /projects/{project_id}/servers` | creation | `since`, `virt_state`, `power_state`, `launched_by`, `tag` |
+| `GET /projects/{project_id}/servers` | creation | `since`, `changes_since`, `virt_state` (default `ACTIVE`), `power_state` (default `RUNNING`), `launched_by`, `tag` |
 | `GET /servers` | creation | the same, and `project` |
-| `GET /servers/{server_id}/tasks` | newest first | `since`, `state` |
-| `GET /server_tasks/{task_id}/items` | the order the steps run | `since`, `state` |
+| `GET /servers/{server_id}/tasks` | newest first | `since`, `changes_since`, `state` |
+| `GET /server_tasks/{server_task_id}/items` | the order the steps run | `since`, `changes_since`, `state` |
 | `GET /placements` | inventory order | `tag`, `parent_placement` |
 
 - `limit`: page size, an integer from 1 to 1000 (default 20); anything else is `400`.
@@ -303,17 +305,28 @@ Every list route pages the same way:
   so a walk goes on when its last item stopped matching meanwhile.
 - Filters: a filter may be repeated and then means any of its values
   (`?virt_state=ACTIVE&virt_state=STOPPED`); different filters must all
-  match. `since` keeps the items changed at or after an RFC 3339 time. A
-  value that is not valid for its filter, and any query parameter the route
-  does not list, is `400` naming the parameter in `field`.
+  match. A value that is not valid for its filter, and any query parameter
+  the route does not list, is `400` naming the parameter in `field`.
+- Time filters take an RFC 3339 time. `since` is the proposal's: servers
+  *launched*, tasks *created* (started), items *started* at or after it (an
+  item still `WAITING` has not started). `changes_since` keeps what
+  *changed* in any way at or after it (a server's state, a task's progress,
+  an item's start or end): the filter to poll with.
+- Server lists show, as in the proposal, only servers that are up
+  (`virt_state=ACTIVE` and `power_state=RUNNING`) unless the request names a
+  state filter: naming either one applies exactly the state filters named
+  (`?virt_state=STOPPED` finds stopped servers), and the value `ANY` drops
+  that filter, so `?virt_state=ANY` lists servers in every state.
 - Lists show only what the caller may see; a non-admin who names another
   project (`project`) or another user (`launched_by`) gets `400`, not an
   empty page.
 
-The body is `{"<collection>": [...], "_links": {"self": {"href"}, "next": {"href"}}}`;
-`next` appears only when another page exists, and carries the same query plus
-the new `marker`. Server list items are the server without `networking` and
-`block_devices`.
+The body is `{"<collection>": [...], "_links": {"self": {"href"}, "next": {"href"}}}`,
+with the proposal's collection keys: `server_types`, `servers`, `tasks`,
+`items`, `placements`; `next` appears only when another page exists, and
+carries the same query plus the new `marker`. Server list items are the
+server without `networking` and `block_devices`. Tag lists and the answer
+to a launch are bare arrays, as in the proposal.
 
 What a page costs: servers, server types and tasks are kept in collection
 indexes (id lists in creation order, stored in pages of 256 ids, plus each
@@ -330,7 +343,8 @@ project leaves the old project's list and is appended to the new one's.
 - Timestamps are RFC 3339 in UTC with a `Z` suffix.
 - Tags are 1 to 50 characters without `/`, `,` or control characters, at most
   50 per resource; a tag list is a set (sorted, duplicates dropped).
-- Every resource has `_links` with `self` and `describedby` (its schema).
+- Every resource has `_links` with `self` and `describedby` (its schema),
+  against which the tests validate every answer.
 - Long work is asynchronous: `202 Accepted` and a task to poll.
 """)
 
@@ -343,10 +357,15 @@ No authentication, no state.
 
 ## Home [/]
 
-The JSON-Home document: every public route, keyed `rel/<name>`, with `href`
-(or `href-template` and `href-vars`, which point into the schemas), and
-`hints`: `allow` (the methods), `formats` (the response media type), and
-`acceptPost` for routes that take a POST. Allow: `GET`.
+The JSON-Home document: every public route, keyed `rel/<name>` with the
+proposal's relation names, with `href`, or `href-template` (RFC 6570: path
+variables, then the query parameters the route takes as `{?a,b}`) and
+`href-vars` (each variable pointing at the schema property it takes its
+values from; query parameters at `/schemas/query`), and `hints`: `allow` (the
+methods), `formats` (the response media types), and `acceptPost` for routes
+that take a POST. `rel/server_type` and `rel/server_type_by_name` are the
+same route (`/server_types/{server_type_id}` and
+`/server_types/{server_type_name}`). Allow: `GET`.
 
 ### Get the JSON-Home document [GET]
 
@@ -357,7 +376,8 @@ tx(200, token=None)
 w("""
 ## Schema index [/schemas]
 
-The names of the published schemas, each with a link. Allow: `GET`.
+The published schemas, as the proposal lists them: a bare array of
+`{type, description, _links: {"rel/schema"}}`. Allow: `GET`.
 
 ### List the schemas [GET]
 
@@ -369,8 +389,11 @@ w("""
 ## Schema [/schemas/{object}]
 
 One JSON Schema (draft 2020-12), the one the code validates requests with.
-`server_task` adds `x-transitions` (see "Task transitions"); `server_launch`
-describes the body of a launch. Allow: `GET`.
+It is `application/json`, as in the proposal, or `application/schema+json`
+when `Accept` prefers that (the proposal's spelling `application/json+schema`
+is understood too). `server_task` adds `x-transitions` (see "Task
+transitions"); `server_launch` describes the body of a launch; `query` every
+query parameter; `error` the error body. Allow: `GET`.
 
 + Parameters
     + object: `tag` (string) - A schema name from `GET /schemas`: """ + SCHEMA_NAMES + """.
@@ -380,20 +403,23 @@ describes the body of a launch. Allow: `GET`.
 """)
 action("GET", "/schemas/tag")
 tx(200, token=None)
+doc(expect(call("GET", "/schemas/tag", None, headers={"Accept": "application/schema+json"}), 200),
+    desc="The same with `Accept: application/schema+json`: the body is the same, the type `application/schema+json`.")
 doc(expect(call("GET", "/schemas/flavor", None), 404), ["no schema has that name (here `GET /schemas/flavor`)"])
 
 # ---------------------------------------------------------------- server types
 TYPE_FIELDS = """
 A server type (flavor) has: `id`; `name` (unique; 1 to 255 characters, no `/`,
 no control characters, no leading or trailing spaces, and not a UUID, since
-names and ids share `/server_types/{server_type}`); `description`
+names and ids share `/server_types/{server_type_id}`); `description`
 (at most 1024 characters, default empty); `visibility` (`PUBLIC` or `PRIVATE`,
 default `PRIVATE`; only admins may make a type `PUBLIC`); `spec` with
 `memory_mb` (integer >= 0, required), `root_disk_gb` (integer >= 0, default
 10), `cpu_units` (integer >= 1, required), `rxtx_factor` (number >= 0.1,
 optional) and `swap_mb` (integer >= 0, optional); `tags`; `shares`
-(`users` and `projects`: lists of UUIDs). `shares` appears only to the owner
-(the creator's project) and to admins.
+(`users` and `projects`: lists of UUIDs). The lists of `shares` are the
+owner's (the creator's project) and admins' to see: everyone else gets both
+empty.
 
 A caller sees a type if it is `PUBLIC`, owned by its project, or shared with
 its user or its project; admins see all. Only the owner and admins may change
@@ -453,19 +479,19 @@ doc(expect(call("GET", "/server_types?limit=1001"), 400),
     LIST_400 + ["a `tag` is not a valid tag", "another query parameter is given"])
 
 w("""
-## Server type [/server_types/{server_type}]
+## Server type [/server_types/{server_type_id}]
 
 Allow: `GET`, `PATCH`, `DELETE`.
 
 + Parameters
-    + server_type: `m1.small` (string) - The type's id, or its name (a segment that parses as a UUID is an id).
+    + server_type_id: `m1.small` (string) - The type's id, or its name (a segment that parses as a UUID is an id; JSON-Home names this form `rel/server_type_by_name`).
 
 ### Get a server type [GET]
 
 """)
 action("GET", "/server_types/m1.small")
-tx(200, desc="As seen by the owner (with `shares`).")
-tx(200, OTHER, name="Shared", desc="As seen by a member of a project the type is shared with: no `shares`.")
+tx(200, desc="As seen by the owner (with the `shares` lists).")
+tx(200, OTHER, name="Shared", desc="As seen by a member of a project the type is shared with: `shares` has both lists empty.")
 tx(404, THIRD, name="Not visible", causes=[HIDDEN_TYPE])
 unauth()
 TYPE_404 = doc(expect(call("GET", "/server_types/m9.huge"), 404), desc="Unknown names (here `m9.huge`) are the same `404`.")
@@ -497,7 +523,7 @@ w("""
 The name becomes free again. Servers launched with the type keep their spec.
 
 + Parameters
-    + server_type: `tmp.type` (string) - The type's id or name.
+    + server_type_id: `tmp.type` (string) - The type's id or name.
 
 """)
 action("DELETE", "/server_types/tmp.type")
@@ -508,14 +534,14 @@ doc(expect(call("DELETE", "/server_types/m1.large"), 403), [NOT_OWNER + " (here 
 
 def type_param(name="m1.small"):
     return f"""+ Parameters
-    + server_type: `{name}` (string) - The type's id or name.
+    + server_type_id: `{name}` (string) - The type's id or name.
 """
 
 w("""
-## Server type tags [/server_types/{server_type}/tags]
+## Server type tags [/server_types/{server_type_id}/tags]
 
-The type's tags as a set. Reading needs only visibility; changing needs
-ownership. Allow: `GET`, `PUT`, `DELETE`.
+The type's tags as a set: a bare array, as in the proposal. Reading needs
+only visibility; changing needs ownership. Allow: `GET`, `PUT`, `DELETE`.
 
 """ + type_param() + """
 ### List the tags [GET]
@@ -529,8 +555,8 @@ unauth()
 w("""
 ### Replace the tags [PUT]
 
-The body is a JSON array of tags, or the `{"tags": [...]}` document GET
-answers (so what was read can be written back); duplicates collapse.
+The body is a JSON array of tags, as `GET` answers (so what was read can be
+written back), or `{"tags": [...]}`; duplicates collapse.
 
 """)
 action("PUT", "/server_types/m1.small/tags")
@@ -554,12 +580,12 @@ unauth()
 doc(TYPE_404, [HIDDEN_TYPE])
 
 w("""
-## Server type tag [/server_types/{server_type}/tags/{tag}]
+## Server type tag [/server_types/{server_type_id}/tags/{tag}]
 
 Allow: `PUT`, `DELETE`.
 
 + Parameters
-    + server_type: `m1.small` (string) - The type's id or name.
+    + server_type_id: `m1.small` (string) - The type's id or name.
     + tag: `gpu` (string) - The tag (percent-encoded in the path).
 
 ### Add a tag [PUT]
@@ -585,7 +611,7 @@ tx(403, OTHER, name="Not owner", causes=[NOT_OWNER])
 unauth()
 
 w("""
-## Server type shares [/server_types/{server_type}/shares]
+## Server type shares [/server_types/{server_type_id}/shares]
 
 Who else may see and launch a `PRIVATE` type: users and projects. Only the
 owner and admins may read or change the shares. Allow: `GET`, `PUT`, `DELETE`.
@@ -632,12 +658,12 @@ for kind, var, example, rel_title in [
         ("projects", "project_id", "77777777-7777-4777-8777-777777777777", "Server type project share")]:
     one = kind[:-1]
     w(f"""
-## {rel_title} [/server_types/{{server_type}}/shares/{kind}/{{{var}}}]
+## {rel_title} [/server_types/{{server_type_id}}/shares/{kind}/{{{var}}}]
 
 Allow: `PUT`, `DELETE`.
 
 + Parameters
-    + server_type: `m1.small` (string) - The type's id or name.
+    + server_type_id: `m1.small` (string) - The type's id or name.
     + {var}: `{example}` (string) - The {one}'s UUID.
 
 ### Share with a {one} [PUT]
@@ -670,9 +696,12 @@ w("""
 A server has: `id`; `hostname` (unique within its project, case-insensitive;
 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen);
 `project_id`; `launched_by` (user id); `launched_at`; `launch_keypair_id`,
-`template_id`, `type_id`, `placement_id` (null when not given); `power_state`
-(`RUNNING`, `PAUSED`, `SHUTDOWN`, `CRASHED`, `SUSPENDED`, or null until the
-hypervisor reports one); `virt_state` (`ACTIVE`, `BUILDING`, `PAUSED`,
+`template_id`, `type_id`; `placement_id` (the placement given at launch or by
+the last MOVE; without one, the placement of the compute node the scheduler
+chose, shown from the launch on; null only when no node could take a server
+launched without one); `power_state` (`RUNNING`, `PAUSED`, `SHUTDOWN`,
+`CRASHED`, `SUSPENDED`; `SHUTDOWN` until the hypervisor first reports the
+server running); `virt_state` (`ACTIVE`, `BUILDING`, `PAUSED`,
 `SUSPENDED`, `STOPPED`, `RESCUED`, `RESIZED`, `TERMINATED`, `SHELVED`,
 `SHELVED_OFFLOADED`, `ERROR`); `spec` (copied from the type at launch);
 `block_devices` (`device`, `type`: `EPHEMERAL` or `PERSISTENT`); `networking`
@@ -702,12 +731,14 @@ placement of the deployment; the server runs there or in a descendant),
 becomes N random digits, 6 without N; a generated name that is taken is drawn
 again, up to 5 times), `affinity` (`near` and `not_near`, each with
 `server_ids` and `server_tags`: hard rules for the scheduler, kept by later
-MOVE tasks).
+MOVE tasks; `near` by `server_tags` only, when no placed server carries one of
+the tags yet, places the server freely, as the first member of a group).
 
 All or nothing: the whole body is checked, the types and placements resolved,
 and every hostname claimed before anything is created; on a `400` nothing is
 left behind. Each server starts in `BUILDING` with a `CREATE` task; the answer
-lists them in request order. What happens to a server afterwards (including a
+is a bare array, as in the proposal, of `{id, hostname, launched_at, _links}`
+in request order. What happens to a server afterwards (including a
 failed spawn, which leaves it in `ERROR` with an `ABORTED` task) shows in its
 state and its tasks, not here. The schema is `GET /schemas/server_launch`.
 
@@ -716,9 +747,9 @@ action("POST", f"/projects/{P}/servers")
 LAUNCH = {"defaults": {"type_id": TY, "template_id": "9a8b7c6d-0000-4000-8000-00000000aaaa",
                        "placement_id": "7d3b3a10-0000-4000-8000-000000000002", "hostname_pattern": "web-%(rand_num)4d"},
           "servers": [{"hostname": "web-1"}, {}, {"hostname": "db-1", "type_id": TY2, "user_data": "IyEvYmluL3NoCmVjaG8gaGVsbG8K"}]}
-S = tx(202, body=LAUNCH).json()["servers"][0]["id"]
+S = tx(202, body=LAUNCH).json()[0]["id"]
 F = tx(202, body={"defaults": {"type_id": TY}, "servers": [{"hostname": "fail-1"}]}, name="Failing spawn",
-       desc="The answer does not tell how the spawn will go: this server's spawn fails later (the test driver fails every `fail-` hostname), see its tasks below.").json()["servers"][0]["id"]
+       desc="The answer does not tell how the spawn will go: this server's spawn fails later (the test driver fails every `fail-` hostname), see its tasks below.").json()[0]["id"]
 tx(400, body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-1"}]}, name="Taken hostname",
    causes=["the body is missing, not JSON, or has an unknown or mistyped field",
            "`servers` is empty or has more than 100 entries",
@@ -737,21 +768,24 @@ too_large()
 # The server lists come before the single-server sections: those launch
 # servers of their own with requests Dredd does not replay (see LOCKED and
 # GONE below), which would make a later list longer here than in the replay.
-SERVER_FILTERS = """    + since (string, optional) - Only servers changed at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
-    + virt_state (string, optional) - Only servers in this virt state, e.g. `ACTIVE`; repeat for any of several.
-    + power_state (string, optional) - Only servers in this power state, e.g. `RUNNING`; repeat for any of several.
+SERVER_FILTERS = """    + since (string, optional) - Only servers launched at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + changes_since (string, optional) - Only servers changed (in any way) at or after this RFC 3339 time.
+    + virt_state: `ANY` (string, optional) - Only servers in this virt state, e.g. `STOPPED`; repeat for any of several; `ANY` for every state. Without either state filter: `ACTIVE`.
+    + power_state (string, optional) - Only servers in this power state, e.g. `SHUTDOWN`; repeat for any of several; `ANY` for every state. Without either state filter: `RUNNING`.
     + launched_by (string, optional) - Only servers launched by this user id (non-admins: their own id only).
     + tag (string, optional) - Only servers with this tag; repeat for any of several.
 """
-SERVER_LIST_400 = LIST_400 + ["`since` is not an RFC 3339 date-time",
-                              "`virt_state` or `power_state` is not one of the states listed above",
+SERVER_LIST_400 = LIST_400 + ["`since` or `changes_since` is not an RFC 3339 date-time",
+                              "`virt_state` or `power_state` is neither one of the states listed above nor `ANY`",
                               "`launched_by` is not a UUID, or a non-admin names another user",
                               "a `tag` is not a valid tag", "another query parameter is given"]
 w("""
-### List a project's servers [GET /projects/{project_id}/servers{?limit,marker,since,virt_state,power_state,launched_by,tag}]
+### List a project's servers [GET /projects/{project_id}/servers{?limit,marker,since,changes_since,virt_state,power_state,launched_by,tag}]
 
 The project's servers, in launch order, as list items (no `networking`, no
 `block_devices`). Members list their token's project; admins any project.
+Without a state filter only the servers that are up are listed (see
+Collections).
 
 + Parameters
     + project_id: `""" + P + """` (string) - The project.
@@ -760,15 +794,17 @@ The project's servers, in launch order, as list items (no `networking`, no
     + marker (string, optional) - Id of the last server of the previous page.
 """ + SERVER_FILTERS + """
 """)
-action("GET", f"/projects/{P}/servers?limit=2")
-tx(200, desc="The first page, with its `next` link.")
+action("GET", f"/projects/{P}/servers?limit=2&virt_state=ANY")
+tx(200, desc="The first page of servers in any state, with its `next` link.")
+doc(expect(call("GET", f"/projects/{P}/servers"), 200),
+    desc="Without a state filter (`GET /projects/{project_id}/servers`): only the servers that are up, `ACTIVE` and `RUNNING`; `fail-1`, in `ERROR`, is not listed.")
 tx(404, OTHER, name="Other project", causes=["a non-admin names a project other than its token's", "`project_id` is not a UUID"])
 unauth()
 doc(expect(call("GET", f"/projects/{P}/servers?launched_by={U2}"), 400),
     [c + (" (here `" + U2 + "`)" if c.startswith("`launched_by`") else "") for c in SERVER_LIST_400])
 
 w("""
-## Servers of every visible project [/servers{?limit,marker,since,project,virt_state,power_state,launched_by,tag}]
+## Servers of every visible project [/servers{?limit,marker,since,changes_since,project,virt_state,power_state,launched_by,tag}]
 
 Allow: `GET`.
 
@@ -785,8 +821,8 @@ For a member, the servers of its token's project (as
 project, in launch order. Same list items as the project's list.
 
 """)
-action("GET", "/servers?limit=2")
-tx(200, desc="A member: its project's servers.")
+action("GET", "/servers?limit=2&virt_state=ANY")
+tx(200, desc="A member: its project's servers, in any state.")
 tx(200, ADMIN, name="Admin", desc="An admin: every project's servers, with `_elevated` filled in.")
 unauth()
 doc(expect(call("GET", f"/servers?project={P2}"), 400),
@@ -794,13 +830,13 @@ doc(expect(call("GET", f"/servers?project={P2}"), 400),
 
 SERVER_404 = "no server has this id (or it is not a UUID), or it belongs to another project"
 w("""
-## Project server by hostname [/projects/{project_id}/servers/{hostname}]
+## Project server by hostname [/projects/{project_id}/servers/{server_hostname}]
 
 Allow: `GET`.
 
 + Parameters
     + project_id: `22222222-2222-4222-8222-222222222222` (string) - The server's project.
-    + hostname: `web-1` (string) - The hostname, in any case.
+    + server_hostname: `web-1` (string) - The hostname, in any case.
 
 ### Get a server by hostname [GET]
 
@@ -832,13 +868,14 @@ unauth()
 w("""
 ### Get a server's states [HEAD]
 
-No body: the states come as headers. The power state header is left out while
-the server has none (just launched, before the hypervisor reported one).
+No body: both states come as headers, always
+(`X-OpenStack-Compute-Server-Virt-State` and
+`X-OpenStack-Compute-Server-Power-State`, the same values as `GET` shows).
 
 """)
 action("HEAD", f"/servers/{S}")
-# The errors first: the 200 documents the power state header, which needs the
-# spawn done (about 30 ms with Dredd's driver), so it comes as late as it can.
+# The errors first: the 200 documents the states of a spawned server (about
+# 30 ms with Dredd's driver), so it comes as late as it can.
 tx(404, OTHER, name="Other project", causes=[SERVER_404 + "; no body (HEAD)"])
 unauth()
 tx(200, name="States", extra=("x-openstack-compute-server-virt-state", "x-openstack-compute-server-power-state"))
@@ -877,7 +914,7 @@ unauth()
 too_large()
 # A locked server of its own, so that S's task history stays as the task
 # section documents it; documentation only.
-LOCKED = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "locked-1"}]}), 202).json()["servers"][0]["id"]
+LOCKED = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "locked-1"}]}), 202).json()[0]["id"]
 expect(call("POST", f"/servers/{LOCKED}/tasks", body={"action": "LOCK"}), 202)
 doc(expect(call("PATCH", f"/servers/{LOCKED}", body={"hostname": "locked-2"}), 409),
     ["the server is locked and the caller is not an admin (here another locked server, `locked-1`)"])
@@ -885,8 +922,8 @@ doc(expect(call("PATCH", f"/servers/{LOCKED}", body={"hostname": "locked-2"}), 4
 w("""
 ## Server tags [/servers/{server_id}/tags]
 
-The server's tags as a set (1 to 50 characters each, no `/` or `,`; at most
-50). Members of the server's project may read and change them; a locked
+The server's tags as a set, a bare array as in the proposal (1 to 50
+characters each, no `/` or `,`; at most 50). Members of the server's project may read and change them; a locked
 server takes changes from admins only. Allow: `GET`, `PUT`, `DELETE`.
 
 + Parameters
@@ -903,14 +940,14 @@ unauth()
 w("""
 ### Replace the tags [PUT]
 
-The body is the document `GET` returns, `{"tags": [...]}` (a bare array is
-accepted too); duplicates collapse.
+The body is the array `GET` returns (`{"tags": [...]}` is accepted too);
+duplicates collapse.
 
 """)
 action("PUT", f"/servers/{S}/tags")
-tx(204, body={"tags": ["frontend", "prod"]})
-tx(400, body={"tags": ["a/b"]}, name="Bad tag",
-   causes=["the body is missing, not JSON, or neither `{\"tags\": [...]}` nor an array of strings",
+tx(204, body=["frontend", "prod"])
+tx(400, body=["a/b"], name="Bad tag",
+   causes=["the body is missing, not JSON, or neither an array of strings nor `{\"tags\": [...]}`",
            "a tag is invalid, or there are more than 50"])
 tx(404, OTHER, {"tags": ["x"]}, name="Other project", causes=[SERVER_404])
 unauth()
@@ -986,7 +1023,7 @@ tx(404, OTHER, name="Other project", causes=[SERVER_404])
 unauth()
 # A terminated server of its own (documentation only), for the 409 of all three reads.
 import time as _time
-GONE = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "gone-1"}]}), 202).json()["servers"][0]["id"]
+GONE = expect(call("POST", f"/projects/{P}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "gone-1"}]}), 202).json()[0]["id"]
 for _ in range(500):
     if call("GET", f"/servers/{GONE}").json()["virt_state"] == "ACTIVE":
         break
@@ -1009,7 +1046,8 @@ Allow: `GET`.
 
 ### Get a console [GET]
 
-A URI carrying a one-time token (`type`, `uri`); each call makes a new one.
+A URI carrying a one-time token (`type`, `uri`, and `_links`: `self`,
+`describedby`, `rel/server`); each call makes a new one.
 Which types a server can have depends on its compute node. The schema is
 `GET /schemas/server_console`.
 
@@ -1067,27 +1105,28 @@ Allow: `GET`, `POST`.
 + Parameters
     + server_id: `""" + S + """` (string) - The server's id.
 
-### List a server's tasks [GET /servers/{server_id}/tasks{?limit,marker,since,state}]
+### List a server's tasks [GET /servers/{server_id}/tasks{?limit,marker,since,changes_since,state}]
 
-The whole history, newest first.
+The whole history, newest first, under `tasks`.
 
 + Parameters
     + server_id: `""" + S + """` (string) - The server's id.
     + limit: `2` (number, optional) - Page size, 1 to 1000.
         + Default: `20`
     + marker (string, optional) - Id of the last task of the previous page.
-    + since (string, optional) - Only tasks updated at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + since (string, optional) - Only tasks created (started) at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + changes_since (string, optional) - Only tasks updated at or after this RFC 3339 time.
     + state (string, optional) - Only tasks in this state, e.g. `RUNNING`; repeat for several.
 
 """)
 action("GET", f"/servers/{S}/tasks?limit=2")
-T_CREATE = tx(200, desc="A server just launched: its CREATE task.").json()["server_tasks"][0]["id"]
+T_CREATE = tx(200, desc="A server just launched: its CREATE task.").json()["tasks"][0]["id"]
 tx(404, OTHER, name="Other project", causes=[SERVER_404])
 unauth()
 doc(expect(call("GET", f"/servers/{F}/tasks"), 200), desc="The tasks of a server whose spawn failed (`error` gives the reason):")
 doc(expect(call("GET", f"/servers/{S}/tasks?limit=0"), 400),
     ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of a task of this server",
-     "`since` is not an RFC 3339 date-time", "`state` is not a task state", "another query parameter is given"])
+     "`since` or `changes_since` is not an RFC 3339 date-time", "`state` is not a task state", "another query parameter is given"])
 
 w("""
 ### Start a task [POST]
@@ -1131,12 +1170,12 @@ too_large()
 
 TASK_404 = "no task has this id (or it is not a UUID), or its server belongs to another project"
 w("""
-## Server task [/server_tasks/{task_id}]
+## Server task [/server_tasks/{server_task_id}]
 
 Allow: `GET`.
 
 + Parameters
-    + task_id: `""" + T_CREATE + """` (string) - The task's id.
+    + server_task_id: `""" + T_CREATE + """` (string) - The task's id.
 
 ### Get a task [GET]
 
@@ -1147,32 +1186,53 @@ tx(404, OTHER, name="Other project", causes=[TASK_404])
 unauth()
 
 w("""
-## Server task items [/server_tasks/{task_id}/items{?limit,marker,since,state}]
+## Server task items [/server_tasks/{server_task_id}/items{?limit,marker,since,changes_since,state}]
 
-The steps of a task, in the order they run: `id`, `task_id`, `action` (see
-"Task transitions"), `state` (`WAITING`, `RUNNING`, `COMPLETED`, `ABORTED`,
-`TIMED_OUT`), `created_at`, `started_at` and `ended_at` (null until then).
-Allow: `GET`.
+The steps of a task, in the order they run, under `items`: `id`, `task_id`,
+`action` (see "Task transitions"), `state` (`WAITING`, `RUNNING`,
+`COMPLETED`, `ABORTED`, `TIMED_OUT`), `created_at`, `started_at` and
+`ended_at` (null until then: `started_at` while `WAITING`, `ended_at` while
+open), `_links` (`self`, `describedby`, `rel/server_task`). Allow: `GET`.
 
 + Parameters
-    + task_id: `""" + T_CREATE + """` (string) - The task's id.
+    + server_task_id: `""" + T_CREATE + """` (string) - The task's id.
     + limit: `1` (number, optional) - Page size, 1 to 1000.
         + Default: `20`
     + marker (string, optional) - Id of the last item of the previous page.
-    + since (string, optional) - Only items that changed (created, started or ended) at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    + since (string, optional) - Only items started at or after this RFC 3339 time, e.g. `2026-01-01T00:00:00Z` (a `WAITING` item has not started).
+    + changes_since (string, optional) - Only items that changed (created, started or ended) at or after this RFC 3339 time.
     + state: `COMPLETED` (string, optional) - Only items in this state; repeat for several.
 
 ### List a task's items [GET]
 
 """)
 action("GET", f"/server_tasks/{T_CREATE}/items?limit=1&state=COMPLETED")
-tx(200, desc="One page of a filtered list, with its `next` link.")
+ITEMS = tx(200, desc="One page of a filtered list, with its `next` link.").json()["items"]
 tx(404, OTHER, name="Other project", causes=[TASK_404])
 unauth()
-doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items"), 200), desc="The whole list (`GET /server_tasks/{task_id}/items`):")
+doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items"), 200), desc="The whole list (`GET /server_tasks/{server_task_id}/items`):")
 doc(expect(call("GET", f"/server_tasks/{T_CREATE}/items?state=DONE"), 400),
     ["`limit` is not an integer from 1 to 1000", "`marker` is not the id of an item in the (filtered) list",
-     "`since` is not an RFC 3339 date-time", "`state` is not an item state", "another query parameter is given"])
+     "`since` or `changes_since` is not an RFC 3339 date-time", "`state` is not an item state", "another query parameter is given"])
+
+ITEM = ITEMS[0]["id"]
+w("""
+## Server task item [/server_tasks/{server_task_id}/items/{server_task_item_id}]
+
+One item, the target of each item's `_links.self` (the proposal has no such
+route). Allow: `GET`.
+
++ Parameters
+    + server_task_id: `""" + T_CREATE + """` (string) - The task's id.
+    + server_task_item_id: `""" + ITEM + """` (string) - The item's id.
+
+### Get a task item [GET]
+
+""")
+action("GET", f"/server_tasks/{T_CREATE}/items/{ITEM}")
+tx(200)
+tx(404, OTHER, name="Other project", causes=[TASK_404, "the task has no item with this id"])
+unauth()
 
 # ---------------------------------------------------------------- placements, projects
 # Fixed ids of tests/fixtures/inventory.toml: region-one and az-1.
@@ -1315,12 +1375,107 @@ for r in TRANSITIONS:
 w("""
 # Group Not yet implemented
 
-Every route of the contract (`/work/shared/spec/vnext-api.md`) is served and
+Every route of the contract (`../shared/spec/vnext-api.md`) is served and
 documented above. What the contract asks for beyond them and the code does not
 do yet:
 
-- Authentication with OpenStack Identity (Keystone v3) tokens: only the
-  development token form is accepted today.
+- Reclaiming terminated servers: a `TERMINATED` server can be restored at any
+  time; nothing deletes it for good yet, so `RESTORE` never answers that it
+  was reclaimed.
+""")
+
+# ---------------------------------------------------------------- differences
+w("""
+# Group Differences from the 2014 proposal
+
+The proposal's API Blueprint (2014) is the wire contract: where its examples
+or schemas show a shape, this API answers in that shape, and
+`tests/api/proposal.rs` asserts it route by route (status, top-level type,
+collection keys, required fields and their types, headers, JSON-Home relation
+and variable names). Where the proposal is silent, contradicts itself or has a
+typo, the contract digest decides; what differs besides is listed here, each
+with its reason. Additions (more fields, more links, more routes, `Location`
+headers) do not break the proposal's clients and are only named.
+
+## Deliberate differences
+
+- **Task items keep `started_at: null` while `WAITING`.** The proposal's
+  schema marks `started_at` required, yet an item that has not started has
+  no start time, and inventing one (say `created_at`) would make `since`
+  (items started after a time) and progress displays lie. The proposal's own
+  example shows the same convention for `ended_at: null` on an open item.
+- **`placement_id` may be `null`** for one kind of server only: launched
+  without a placement, with no compute node able to take it (its CREATE is
+  `ABORTED`, the server in `ERROR`), it was never in any placement. Every
+  other server shows the placement it was asked for or, without one, the
+  placement of the node the scheduler chose.
+- **`template_id` is `null` for a server launched without one.** The
+  proposal's servers always name their template; this API lets a launch
+  leave it out for drivers that need none (the fake driver).
+- **`shares` of a type seen by others than its owner and admins is
+  `{"users": [], "projects": []}`.** Who else may use a type is the owner's
+  business (it names other users and projects); the field is always there,
+  with the same shape. The proposal shows `{}` for public types.
+- **`since` includes the time given** (at or after), where the proposal
+  says "after": a client that passes the timestamp of the newest thing it
+  has seen gets that thing again rather than missing one created in the
+  same microsecond.
+- **Server list default filters apply only when no state filter is named.**
+  The proposal defaults `virt_state` to `ACTIVE` and `power_state` to
+  `RUNNING` independently; then `?virt_state=STOPPED` would find nothing,
+  since a stopped server is never `RUNNING`. Naming either filter applies
+  exactly the ones named; `ANY` (an addition) drops a filter, so
+  `?virt_state=ANY` lists every server.
+- **`power_state` is `SHUTDOWN` until the hypervisor first reports the
+  server** (Nova's NOSTATE while `BUILDING`, and after a failed launch),
+  since the proposal's enum has no "no state" value and requires the field
+  and the `HEAD` header.
+- **JSON-Home `href-vars` point at schema properties** (e.g.
+  `/schemas/server#/properties/id`, query parameters
+  `/schemas/query#/properties/limit`) instead of the proposal's
+  `param/<name>`, which names nothing a client can fetch. Query templates
+  use RFC 6570 (`/placements{?limit,marker,tag,parent_placement}`); the
+  proposal's split strings (`"/placements" "?{limit,...}"`, `?(lines)`) are
+  not valid JSON. `rel/schemas` has an `href`, as it has no variables.
+  `rel/project_server` and `rel/project_servers` use `/projects/` (the
+  proposal's `/project/` is a typo, redirected with `308`).
+- **Schemas are JSON Schema draft 2020-12** with `required` arrays, where the
+  proposal used draft-03 `"required": true` on each property; the response
+  schemas forbid unknown fields and list every field they require (task item
+  actions are an enum). The proposal's `application/json+schema` is read as
+  `application/schema+json`.
+- **`networking.interfaces` is a list** of `{name, ip4, ip6, mac}` (as the
+  proposal's schema says), not an object keyed by interface name (as its
+  example shows); **`properties` is an object** (its examples); both as the
+  contract digest decides.
+- **Timestamps are RFC 3339 in UTC with `Z`** and microseconds
+  (`2026-01-01T00:00:00.000000Z`); the proposal's examples mix forms
+  (`2014-03-02T23:20:19`, no zone).
+- **The console log is `text/plain; charset=utf-8`**; the proposal writes
+  `plain/text`, which is no media type.
+- **Errors** have one shape, `{"error": {"code", "title", "message",
+  "field"}}` (`/schemas/error`); the proposal names statuses only. An action
+  that is invalid in the server's state is `409` (the proposal does not say).
+
+## Additions
+
+- Fields: the launch answer's `hostname`; a server's `type_id`, `locked`; a
+  task's `updated_at`, `error` and its arguments; a placement's
+  `parent_placement_ids`; a project's `id`; JSON-Home's `api_version`.
+- Links: `tags` and `shares` of a type, `rel/server` of a task and a
+  console, `self` of an item (`/server_tasks/{server_task_id}/items/{server_task_item_id}`,
+  a route of its own) and of a console, `rel/server_task` of an item.
+- Routes: `GET /servers/{server_id}/diagnostics` (a TODO of the proposal's
+  gap analysis), one task item, the tag and share routes named in JSON-Home.
+- Query parameters: `changes_since` (what changed since, to poll), `tag` on
+  server lists, `ANY` for the state filters.
+- Schemas: `server_launch`, `server_patch`, `server_console`, `diagnostics`,
+  `query`, `error` and the request schemas, beside the proposal's seven.
+- Headers: `Location` on `201` and task `202` answers,
+  `X-OpenStack-Request-ID`, `X-OpenStack-Compute-API-Version`.
+- `PUT .../tags` also takes `{"tags": [...]}`; paths spelled as in the
+  proposal (`/servers_tasks/`, `/servers_types`, `/project/`, `/server/`) get
+  `308` to the canonical path.
 """)
 
 open(OUT, "w").write("".join(doc_parts))
