@@ -1453,6 +1453,13 @@ headers) do not break the proposal's clients and are only named.
   (`2014-03-02T23:20:19`, no zone).
 - **The console log is `text/plain; charset=utf-8`**; the proposal writes
   `plain/text`, which is no media type.
+- **The proposal's typos are read as the contract digest says**:
+  `/project/`, `/server/`, `/servers_types`, `/servers_tasks/` are
+  `/projects/`, `/servers/`, `/server_types`, `/server_tasks/` (the typos
+  get `308`); `root_disk_db` is `root_disk_gb`; `%{rand_num)5d` and
+  `%(rand_name)d` are `%(rand_num)5d`; a placement's `children` link is
+  `/placements?parent_placement={id}` (the proposal's
+  `/placements/parent_placement={id}` is no route).
 - **Errors** have one shape, `{"error": {"code", "title", "message",
   "field"}}` (`/schemas/error`); the proposal names statuses only. An action
   that is invalid in the server's state is `409` (the proposal does not say).
