@@ -3,8 +3,11 @@
 # the wasm32-wasip2 Rust target, Redis (for the Redis key-value backend tests),
 # wrk (for the benchmark), Node.js with Dredd (scripts/dredd.sh replays
 # apiary.apib against a live host), and OpenStack Keystone in a Python venv
-# (target/keystone-venv; the Keystone verifier's tests start one). Safe to run again: every step is
-# idempotent and says nothing when there is nothing to do.
+# (target/keystone-venv; the Keystone verifier's tests start one), and
+# libvirt's C library (libvirt-dev, from bookworm-backports, which this
+# script adds) that the host links for its libvirt driver. Running real
+# guests needs more: scripts/setup-libvirt.sh. Safe to run again: every step
+# is idempotent and says nothing when there is nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -22,11 +25,20 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 if [ ${#need[@]} -gt 0 ]; then
   log "apt packages: ${need[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# libvirt 11 and QEMU 10 come from bookworm-backports: the image's
+# qemu-utils is the backports one, so bookworm's own QEMU will not install
+# beside it, and libvirt-dev must match the libvirt the daemon runs.
+if ! dpkg -s libvirt-dev >/dev/null 2>&1; then
+  bash scripts/backports.sh
+  log "apt packages (bookworm-backports): libvirt-dev"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports libvirt-dev >/dev/null
 fi
 
 # Dredd, at the version pinned in tests/dredd/package.json (exact, with the

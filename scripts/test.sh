@@ -11,6 +11,9 @@ log() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 
 set -e
 bash scripts/setup.sh
+# QEMU, the libvirt daemons and the tiny guest template, for the libvirt
+# driver's tests on real guests.
+bash scripts/setup-libvirt.sh
 log "building components (wasm32-wasip2)"
 bash scripts/build-components.sh
 set +e

@@ -23,10 +23,12 @@
 //! forgets the half-built server, so a later TERMINATE of it just completes.
 
 use crate::driver::{Driver, StepError, StepRequest};
+use crate::drivers::{DriverKind, NodeDrivers};
 use crate::error::Error;
 use crate::events::EventSink;
 use crate::fake::FakeDriver;
-use crate::inventory::{DriverConfig, Inventory, NodeConfig};
+use crate::inventory::{DriverConfig, Inventory, NodeBackend, NodeConfig};
+use crate::libvirt::LibvirtDriver;
 use crate::journal::{Checkpoint, Journal};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -143,14 +145,32 @@ struct Allocation {
 }
 
 impl Adapter {
-    /// An adapter for `inventory` with the driver its `[driver]` table names.
+    /// An adapter for `inventory` with the drivers its nodes name: the fake
+    /// driver (configured by the `[driver]` table) alone, or, once a node
+    /// uses libvirt, [`NodeDrivers`] over the libvirt driver and the fake one.
     pub async fn from_inventory(
         inventory: Inventory,
         sink: Arc<dyn EventSink>,
         options: AdapterOptions,
     ) -> Result<Adapter, Error> {
-        let driver: Arc<dyn Driver> = match &inventory.driver {
+        let fake: Arc<dyn Driver> = match &inventory.driver {
             DriverConfig::Fake(fake) => Arc::new(FakeDriver::new(fake.clone(), inventory.nodes.clone())),
+        };
+        let uses = |libvirt: bool| inventory.nodes.iter().any(|n| matches!(n.backend, NodeBackend::Libvirt { .. }) == libvirt);
+        let driver: Arc<dyn Driver> = if !uses(true) {
+            fake
+        } else {
+            let dir = match (&inventory.libvirt.dir, &options.state_dir) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(state)) => state.join("libvirt"),
+                (None, None) => return Err(Error::LibvirtDir { inventory: inventory.source.clone() }),
+            };
+            let mut drivers: HashMap<DriverKind, Arc<dyn Driver>> = HashMap::new();
+            drivers.insert(DriverKind::Libvirt, Arc::new(LibvirtDriver::new(&inventory, dir)));
+            if uses(false) {
+                drivers.insert(DriverKind::Fake, fake);
+            }
+            Arc::new(NodeDrivers::new(&inventory, drivers))
         };
         Self::open(inventory, driver, sink, options).await
     }

@@ -23,6 +23,8 @@ pub enum Error {
     EventsUrl { url: String, message: String },
     /// Accepting connections on the adapter's HTTP listener failed.
     Serve { message: String },
+    /// The inventory has libvirt nodes but nowhere to keep server files.
+    LibvirtDir { inventory: PathBuf },
 }
 
 impl fmt::Display for Error {
@@ -44,6 +46,11 @@ impl fmt::Display for Error {
             }
             Error::EventsUrl { url, message } => write!(f, "events URL {url:?}: {message}"),
             Error::Serve { message } => write!(f, "adapter HTTP API: {message}"),
+            Error::LibvirtDir { inventory } => write!(
+                f,
+                "{}: libvirt nodes keep server disks and console logs in a directory: set [libvirt] dir, or run the adapter with a state directory",
+                inventory.display()
+            ),
         }
     }
 }

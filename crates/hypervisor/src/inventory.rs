@@ -26,6 +26,29 @@
 //! console_types = ["novnc", "spice"]
 //! enabled = true                    # default
 //!
+//! [[compute_node]]                 # a node with a real hypervisor
+//! id = "5b7c6c1e-8a38-4d5e-8c7e-2f1a9e0d0c02"
+//! hostname = "kvm-1"
+//! placements = ["rack-a"]
+//! memory_mb = 4096
+//! cpu_units = 2
+//! disk_gb = 50
+//! driver = "libvirt"                # default: the [driver] table's kind
+//! libvirt_uri = "qemu:///system"    # or qemu+ssh://host/system, test:///default
+//! accel = "auto"                    # kvm | tcg | auto: probe KVM at start
+//!
+//! [[template]]                      # what `template_id` names (libvirt)
+//! id = "0c9e5b8a-2f4d-4e1a-9b3c-7d6e5f4a3b21"
+//! name = "tiny"
+//! kernel = "templates/tiny/vmlinuz" # paths relative to this file
+//! initrd = "templates/tiny/initramfs.gz"
+//! # or: image = "images/debian.qcow2" (a disk to boot, copied on write)
+//! min_memory_mb = 64
+//!
+//! [libvirt]
+//! dir = "/var/lib/vnext"            # server disks and console logs
+//! shutdown_timeout_ms = 20000       # ACPI shutdown before destroy
+//!
 //! [driver]
 //! kind = "fake"
 //! step_delay_ms = 300               # default 200
@@ -66,7 +89,11 @@ pub struct Inventory {
     pub placements: Vec<Placement>,
     /// Compute nodes in file order (the scheduler's fallback order).
     pub nodes: Vec<NodeConfig>,
+    /// Settings of the fake driver, and the driver of nodes that name none.
     pub driver: DriverConfig,
+    /// The template catalogue, in file order.
+    pub templates: Vec<TemplateConfig>,
+    pub libvirt: LibvirtOptions,
 }
 
 /// A compute node as configured.
@@ -78,7 +105,75 @@ pub struct NodeConfig {
     pub capacity: Resources,
     pub console_types: Vec<ConsoleType>,
     pub enabled: bool,
+    /// Which driver runs this node's servers.
+    pub backend: NodeBackend,
 }
+
+/// The driver of one compute node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeBackend {
+    /// The in-memory fake driver ([`crate::FakeDriver`]).
+    Fake,
+    /// A libvirt daemon ([`crate::libvirt::LibvirtDriver`]).
+    Libvirt { uri: String, accel: Accel },
+}
+
+/// How a libvirt node runs guests: hardware virtualization or emulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// KVM where a probe guest boots with it at start, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// A template of the catalogue: what a server boots from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateConfig {
+    pub id: String,
+    pub name: String,
+    pub boot: TemplateBoot,
+    pub min_memory_mb: u64,
+    pub min_disk_gb: u64,
+    /// The template RESCUE boots by default.
+    pub rescue_template_id: Option<String>,
+}
+
+/// How a template boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateBoot {
+    /// Direct kernel boot; the server's root disk starts empty.
+    Kernel { kernel: PathBuf, initrd: Option<PathBuf>, cmdline: String },
+    /// A disk image the server's root disk is a copy-on-write overlay of.
+    Image { path: PathBuf },
+}
+
+/// Settings of the libvirt driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibvirtOptions {
+    /// Where server disks and console logs live (`None`: the adapter's
+    /// state directory, `libvirt/` in it).
+    pub dir: Option<PathBuf>,
+    /// How long a guest has to shut down on the ACPI power button before
+    /// it is destroyed (POWER_OFF) or reset (REBOOT), as Nova's
+    /// `shutdown_timeout`.
+    pub shutdown_timeout_ms: u64,
+    /// How long any one libvirt call may take.
+    pub call_timeout_ms: u64,
+}
+
+impl Default for LibvirtOptions {
+    fn default() -> Self {
+        LibvirtOptions { dir: None, shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS, call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS }
+    }
+}
+
+/// Nova's default `shutdown_timeout` is 60 s; tiny guests need far less.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 20_000;
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
+/// The kernel command line of a kernel template that gives none.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0";
 
 /// Which backend runs the servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +238,33 @@ struct RawInventory {
     #[serde(default)]
     compute_node: Vec<RawNode>,
     driver: Option<RawDriver>,
+    #[serde(default)]
+    template: Vec<RawTemplate>,
+    libvirt: Option<RawLibvirt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    id: String,
+    name: String,
+    kernel: Option<PathBuf>,
+    initrd: Option<PathBuf>,
+    cmdline: Option<String>,
+    image: Option<PathBuf>,
+    #[serde(default)]
+    min_memory_mb: u64,
+    #[serde(default)]
+    min_disk_gb: u64,
+    rescue_template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLibvirt {
+    dir: Option<PathBuf>,
+    shutdown_timeout_ms: Option<u64>,
+    call_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +295,9 @@ struct RawNode {
     console_types: Vec<ConsoleType>,
     #[serde(default = "yes")]
     enabled: bool,
+    driver: Option<String>,
+    libvirt_uri: Option<String>,
+    accel: Option<Accel>,
 }
 
 fn yes() -> bool {
@@ -215,6 +340,11 @@ impl Inventory {
     pub fn node(&self, id: &str) -> Option<&NodeConfig> {
         self.nodes.iter().find(|n| n.id == id)
     }
+
+    /// The template with this id.
+    pub fn template(&self, id: &str) -> Option<&TemplateConfig> {
+        self.templates.iter().find(|t| t.id == id)
+    }
 }
 
 struct Validator<'a> {
@@ -237,7 +367,72 @@ impl Validator<'_> {
             None => DriverConfig::Fake(FakeOptions::default()),
             Some(d) => self.driver(d)?,
         };
-        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver })
+        let templates = self.templates(raw.template)?;
+        let libvirt = match raw.libvirt {
+            None => LibvirtOptions::default(),
+            Some(l) => LibvirtOptions {
+                dir: l.dir.map(|d| self.relative(d)),
+                shutdown_timeout_ms: l.shutdown_timeout_ms.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+                call_timeout_ms: l.call_timeout_ms.unwrap_or(DEFAULT_CALL_TIMEOUT_MS),
+            },
+        };
+        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt })
+    }
+
+    /// A path of the file, relative to the file's directory.
+    fn relative(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            return p;
+        }
+        self.path.parent().map(|dir| dir.join(&p)).unwrap_or(p)
+    }
+
+    fn templates(&self, raw: Vec<RawTemplate>) -> Result<Vec<TemplateConfig>, Error> {
+        let mut by_key: HashMap<String, String> = HashMap::new();
+        let mut out: Vec<TemplateConfig> = Vec::with_capacity(raw.len());
+        let mut rescue_refs = Vec::new();
+        for (i, t) in raw.into_iter().enumerate() {
+            let entry = if t.name.is_empty() { format!("template #{}", i + 1) } else { format!("template {:?}", t.name) };
+            let id = normalize_uuid(&t.id).ok_or_else(|| self.err(&entry, format!("id {:?} is not a UUID", t.id)))?;
+            if t.name.trim().is_empty() {
+                return Err(self.err(&entry, "name is empty; give every template a name"));
+            }
+            if by_key.insert(id.clone(), id.clone()).is_some() || by_key.insert(t.name.clone(), id.clone()).is_some() {
+                return Err(self.err(&entry, "id or name is used by an earlier template; both must be unique"));
+            }
+            let boot = match (t.kernel, t.image) {
+                (Some(kernel), None) => TemplateBoot::Kernel {
+                    kernel: self.relative(kernel),
+                    initrd: t.initrd.map(|p| self.relative(p)),
+                    cmdline: t.cmdline.unwrap_or_else(|| DEFAULT_CMDLINE.to_string()),
+                },
+                (None, Some(image)) if t.initrd.is_none() && t.cmdline.is_none() => {
+                    TemplateBoot::Image { path: self.relative(image) }
+                }
+                (None, Some(_)) => {
+                    return Err(self.err(&entry, "initrd and cmdline go with kernel, not with image"));
+                }
+                _ => return Err(self.err(&entry, "give either kernel (with optional initrd, cmdline) or image")),
+            };
+            rescue_refs.push((entry, t.rescue_template));
+            out.push(TemplateConfig {
+                id,
+                name: t.name,
+                boot,
+                min_memory_mb: t.min_memory_mb,
+                min_disk_gb: t.min_disk_gb,
+                rescue_template_id: None,
+            });
+        }
+        for (t, (entry, reference)) in out.iter_mut().zip(rescue_refs) {
+            if let Some(r) = reference {
+                let id = resolve(&by_key, &r).ok_or_else(|| {
+                    self.err(&entry, format!("rescue_template {r:?} is neither the id nor the name of a template"))
+                })?;
+                t.rescue_template_id = Some(id);
+            }
+        }
+        Ok(out)
     }
 
     fn placements(&self, raw: Vec<RawPlacement>) -> Result<Vec<Placement>, Error> {
@@ -393,6 +588,21 @@ impl Validator<'_> {
                     console_types.push(c);
                 }
             }
+            let backend = match (n.driver.as_deref(), n.libvirt_uri) {
+                (Some("libvirt"), Some(uri)) if !uri.trim().is_empty() => {
+                    NodeBackend::Libvirt { uri, accel: n.accel.unwrap_or(Accel::Auto) }
+                }
+                (Some("libvirt"), _) => {
+                    return Err(self.err(&entry, "driver \"libvirt\" needs libvirt_uri, e.g. \"qemu:///system\""));
+                }
+                (None | Some("fake"), None) if n.accel.is_none() => NodeBackend::Fake,
+                (None | Some("fake"), _) => {
+                    return Err(self.err(&entry, "libvirt_uri and accel are for driver = \"libvirt\" nodes"));
+                }
+                (Some(other), _) => {
+                    return Err(self.err(&entry, format!("driver {other:?} is not a driver; use \"fake\" or \"libvirt\"")));
+                }
+            };
             out.push(NodeConfig {
                 id,
                 hostname: n.hostname,
@@ -400,6 +610,7 @@ impl Validator<'_> {
                 capacity: Resources { memory_mb: n.memory_mb, cpu_units: n.cpu_units, disk_gb: n.disk_gb },
                 console_types,
                 enabled: n.enabled,
+                backend,
             });
         }
         Ok(out)

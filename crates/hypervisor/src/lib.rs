@@ -10,6 +10,9 @@
 //!   operation step at a time.
 //! - [`fake`]: [`FakeDriver`], an in-memory backend in the spirit of Nova's
 //!   FakeDriver, with configurable delays and failure injection.
+//! - [`libvirt`]: [`LibvirtDriver`], real guests through libvirt (QEMU with
+//!   KVM or TCG, remote daemons, libvirt's test driver).
+//! - [`drivers`]: [`NodeDrivers`], which lets each node name its driver.
 //! - [`adapter`]: [`Adapter`], the interface itself: scheduling claims,
 //!   per-server operation queues, progress events.
 //! - [`events`]: the [`EventSink`] progress events go to, with an HTTP
@@ -24,18 +27,22 @@
 
 pub mod adapter;
 pub mod driver;
+pub mod drivers;
 mod error;
 pub mod events;
 pub mod fake;
 pub mod http;
 pub mod inventory;
 pub mod journal;
+pub mod libvirt;
 mod time;
 
 pub use adapter::{Adapter, AdapterOptions};
 pub use driver::{BoxFuture, Driver, StepError, StepRequest};
+pub use drivers::NodeDrivers;
 pub use error::Error;
 pub use events::{DeliveryError, EventSink, HttpEventSink};
 pub use fake::FakeDriver;
 pub use inventory::Inventory;
 pub use journal::Journal;
+pub use libvirt::LibvirtDriver;

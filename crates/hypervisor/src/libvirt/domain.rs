@@ -1,0 +1,152 @@
+//! The libvirt domain XML of a server, and the files it uses.
+//!
+//! A server is the domain `vnext-<server-id>` whose libvirt UUID is the
+//! server id, so a domain is found from the id alone on any node. Its files
+//! live in `<dir>/<server-id>/`: `root.qcow2` (the root disk, a
+//! copy-on-write overlay of an image template or an empty disk for a kernel
+//! template) and `console.log` (the serial console, appended across boots).
+
+use crate::inventory::TemplateBoot;
+use std::path::{Path, PathBuf};
+
+/// The libvirt domain type a node runs guests with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainKind {
+    /// QEMU with KVM.
+    Kvm,
+    /// QEMU emulating the CPU (TCG).
+    Qemu,
+    /// libvirt's test driver (`test:///default`): no process, no files.
+    Test,
+}
+
+impl DomainKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DomainKind::Kvm => "kvm",
+            DomainKind::Qemu => "qemu",
+            DomainKind::Test => "test",
+        }
+    }
+}
+
+/// The domain name of a server.
+pub fn domain_name(server_id: &str) -> String {
+    format!("vnext-{server_id}")
+}
+
+/// The files of one server.
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    pub dir: PathBuf,
+}
+
+impl ServerFiles {
+    pub fn new(base: &Path, server_id: &str) -> Self {
+        ServerFiles { dir: base.join(server_id) }
+    }
+
+    pub fn root_disk(&self) -> PathBuf {
+        self.dir.join("root.qcow2")
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+}
+
+/// What a domain is made of.
+#[derive(Debug, Clone)]
+pub struct DomainSpec<'a> {
+    pub server_id: &'a str,
+    pub hostname: &'a str,
+    pub kind: DomainKind,
+    pub memory_mb: u64,
+    pub vcpus: u32,
+    pub boot: &'a TemplateBoot,
+    pub files: &'a ServerFiles,
+}
+
+/// Escapes text for an XML attribute or element.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;").replace('"', "&quot;")
+}
+
+fn path(p: &Path) -> String {
+    esc(&p.to_string_lossy())
+}
+
+/// The domain XML. QEMU domains boot the template (direct kernel boot, or
+/// the root disk), log the serial console to a file, answer the ACPI power
+/// button (`<acpi/>`) and offer a VNC display on the loopback; a guest that
+/// powers itself off leaves the domain defined and shut off. Test domains
+/// are the bare minimum libvirt's test driver accepts.
+pub fn domain_xml(d: &DomainSpec) -> String {
+    let name = domain_name(d.server_id);
+    let head = format!(
+        "<domain type='{}'>\n  <name>{}</name>\n  <uuid>{}</uuid>\n  <memory unit='MiB'>{}</memory>\n  <vcpu>{}</vcpu>\n",
+        d.kind.as_str(),
+        esc(&name),
+        esc(d.server_id),
+        d.memory_mb.max(1),
+        d.vcpus.max(1)
+    );
+    if d.kind == DomainKind::Test {
+        return format!("{head}  <os><type>hvm</type></os>\n</domain>\n");
+    }
+    let os = match d.boot {
+        TemplateBoot::Kernel { kernel, initrd, cmdline } => {
+            let initrd = initrd.as_ref().map(|p| format!("\n    <initrd>{}</initrd>", path(p))).unwrap_or_default();
+            format!(
+                "    <kernel>{}</kernel>{initrd}\n    <cmdline>{} vnext.hostname={}</cmdline>\n",
+                path(kernel),
+                esc(cmdline),
+                esc(d.hostname)
+            )
+        }
+        TemplateBoot::Image { .. } => "    <boot dev='hd'/>\n".to_string(),
+    };
+    format!(
+        "{head}  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n{os}  </os>\n  <features><acpi/></features>\n  \
+         <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n    \
+         <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{disk}'/>\n      \
+         <target dev='vda' bus='virtio'/>\n    </disk>\n    <serial type='file'>\n      <source path='{console}' append='on'/>\n      \
+         <target port='0'/>\n    </serial>\n    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n  </devices>\n</domain>\n",
+        disk = path(&d.files.root_disk()),
+        console = path(&d.files.console_log()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel() -> TemplateBoot {
+        TemplateBoot::Kernel { kernel: "/t/vmlinuz".into(), initrd: Some("/t/initrd & co".into()), cmdline: "console=ttyS0".into() }
+    }
+
+    #[test]
+    fn qemu_domains_boot_the_template_with_the_hostname_and_log_the_console() {
+        let files = ServerFiles::new(Path::new("/srv/vnext"), "s-1");
+        let boot = kernel();
+        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files });
+        for want in [
+            "<domain type='qemu'>", "<name>vnext-s-1</name>", "<uuid>s-1</uuid>", "<memory unit='MiB'>128</memory>",
+            "<vcpu>2</vcpu>", "<kernel>/t/vmlinuz</kernel>", "<initrd>/t/initrd &amp; co</initrd>",
+            "<cmdline>console=ttyS0 vnext.hostname=web-1</cmdline>", "<acpi/>", "/srv/vnext/s-1/root.qcow2",
+            "<source path='/srv/vnext/s-1/console.log' append='on'/>", "<graphics type='vnc'",
+        ] {
+            assert!(xml.contains(want), "{want} not in\n{xml}");
+        }
+    }
+
+    #[test]
+    fn image_templates_boot_the_disk_and_test_domains_are_bare() {
+        let files = ServerFiles::new(Path::new("/d"), "s");
+        let image = TemplateBoot::Image { path: "/i.qcow2".into() };
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files });
+        assert!(xml.contains("<boot dev='hd'/>") && !xml.contains("<kernel>") && xml.contains("type='kvm'"), "{xml}");
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files });
+        assert!(xml.starts_with("<domain type='test'>") && !xml.contains("<devices>"), "{xml}");
+    }
+}

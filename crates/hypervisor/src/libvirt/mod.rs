@@ -1,0 +1,701 @@
+//! The libvirt driver: each server a libvirt domain on its node's daemon.
+//!
+//! Organisation:
+//! - this module: [`LibvirtDriver`], the [`Driver`] implementation: one
+//!   connection per node (opened on first use, opened again after it
+//!   broke), the servers it placed (journaled through
+//!   [`Driver::export_server`]), and what each task step does;
+//! - [`domain`]: the domain XML and the server's files;
+//! - [`accel`]: KVM or TCG per node, probed at start.
+//!
+//! Every libvirt call runs on a blocking thread under a deadline
+//! ([`LibvirtOptions::call_timeout_ms`]): a daemon that hangs ends the step
+//! TIMED_OUT with a message, never a task that stays RUNNING. What a node
+//! cannot do (yet) ends the step ABORTED, saying so.
+//!
+//! Actions, as Nova's libvirt driver does them:
+//! - CREATE: the root disk (BLOCK_DEVICE_MAPPING: `qemu-img create`, an
+//!   overlay of an image template or an empty disk of `root_disk_gb`), then
+//!   define and start (SPAWNING), ACTIVE once the domain runs.
+//! - REBOOT: ACPI shutdown, wait up to the shutdown timeout, start again;
+//!   a guest that does not go down is destroyed and started (a hard
+//!   reboot), as Nova falls back. HARD_REBOOT: reset.
+//! - POWER_OFF: ACPI shutdown, then destroy after the timeout. POWER_ON:
+//!   start. PAUSE / UNPAUSE: suspend / resume. SUSPEND / RESUME: managed
+//!   save / start (which restores it).
+//! - TERMINATE: destroy and undefine, the disk kept; RESTORE: define and
+//!   start again on the same disk. Forgetting a server (a failed spawn, a
+//!   reclaim) deletes its domain and files.
+
+pub mod accel;
+pub mod domain;
+
+use crate::driver::{BoxFuture, Driver, StepError, StepRequest};
+use crate::inventory::{Inventory, LibvirtOptions, NodeBackend, NodeConfig, TemplateBoot, TemplateConfig};
+use accel::AccelChoice;
+use domain::{DomainKind, DomainSpec, ServerFiles, domain_name, domain_xml};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vnext_core::events::{BlockDeviceInfo, ServerRuntime};
+use vnext_core::hypervisor::{
+    Action, ConsoleType, Diagnostics, DiskCounters, HypervisorError, PowerState, RuntimeState, ServerSpec,
+};
+use virt::connect::Connect;
+use virt::domain::Domain;
+
+/// How often a wait for a domain's state looks again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a started domain may take to report running.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The root disk size when neither the spec nor the template gives one.
+const MIN_ROOT_DISK_GB: u64 = 1;
+
+/// A server this driver placed: enough to define its domain again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Placed {
+    node_id: String,
+    hostname: String,
+    spec: ServerSpec,
+    template_id: String,
+    /// When the guest last started (ms since the epoch), for uptime.
+    booted_at_ms: Option<i64>,
+}
+
+/// One libvirt node.
+struct Node {
+    config: NodeConfig,
+    uri: String,
+    /// The open connection; `None` until first used or after it broke.
+    conn: Mutex<Option<Connect>>,
+    accel: AccelChoice,
+}
+
+impl Node {
+    fn is_test(&self) -> bool {
+        self.uri.starts_with("test:")
+    }
+}
+
+struct Inner {
+    nodes: HashMap<String, Node>,
+    templates: Vec<TemplateConfig>,
+    dir: PathBuf,
+    options: LibvirtOptions,
+    servers: Mutex<HashMap<String, Placed>>,
+}
+
+/// The libvirt driver for the inventory's `driver = "libvirt"` nodes.
+#[derive(Clone)]
+pub struct LibvirtDriver {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn aborted(message: impl Into<String>) -> StepError {
+    StepError::Aborted(message.into())
+}
+
+/// A libvirt error as a message saying what was being done.
+fn lv(what: &str) -> impl FnOnce(virt::error::Error) -> String + '_ {
+    move |e| format!("{what}: {}", e.message())
+}
+
+fn power_state(dom: &Domain) -> Result<PowerState, String> {
+    let (state, _) = dom.get_state().map_err(lv("reading the domain state"))?;
+    Ok(match power_of_info(state) {
+        // Shut off with a managed save image: SUSPENDED, as Nova.
+        PowerState::Shutdown if dom.has_managed_save(0).unwrap_or(false) => PowerState::Suspended,
+        p => p,
+    })
+}
+
+fn is_active(dom: &Domain) -> Result<bool, String> {
+    dom.is_active().map_err(lv("reading whether the domain runs"))
+}
+
+impl LibvirtDriver {
+    /// A driver for the inventory's libvirt nodes; server files go under
+    /// `dir`. Starts the KVM probe of every `accel = "auto"` node in the
+    /// background (see [`accel`]); must be called inside a tokio runtime.
+    pub fn new(inventory: &Inventory, dir: PathBuf) -> LibvirtDriver {
+        // libvirt prints every error to stderr unless told otherwise; ours
+        // are reported through the steps.
+        virt::error::clear_error_callback();
+        let probe_kernel = inventory.templates.iter().find_map(|t| match &t.boot {
+            TemplateBoot::Kernel { kernel, .. } => Some(kernel.clone()),
+            TemplateBoot::Image { .. } => None,
+        });
+        let nodes = inventory
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.backend {
+                NodeBackend::Libvirt { uri, accel } => Some((
+                    n.id.clone(),
+                    Node {
+                        config: n.clone(),
+                        uri: uri.clone(),
+                        conn: Mutex::new(None),
+                        accel: AccelChoice::new(*accel, uri, &n.hostname, probe_kernel.clone(), dir.join("probes")),
+                    },
+                )),
+                NodeBackend::Fake => None,
+            })
+            .collect();
+        let driver = LibvirtDriver {
+            inner: Arc::new(Inner {
+                nodes,
+                templates: inventory.templates.clone(),
+                dir,
+                options: inventory.libvirt.clone(),
+                servers: Mutex::new(HashMap::new()),
+            }),
+        };
+        for node in driver.inner.nodes.values() {
+            node.accel.start_probe();
+        }
+        driver
+    }
+
+    /// The KVM-or-TCG decision of a node (waits for its probe).
+    pub async fn accel_of(&self, node_id: &str) -> Option<DomainKind> {
+        let node = self.inner.nodes.get(node_id)?;
+        Some(if node.is_test() { DomainKind::Test } else { node.accel.decided().await })
+    }
+
+    fn node(&self, id: &str) -> Result<&Node, StepError> {
+        self.inner.nodes.get(id).ok_or_else(|| aborted(format!("compute node {id} is not a libvirt node of this adapter")))
+    }
+
+    fn placed(&self, server_id: &str) -> Option<Placed> {
+        self.inner.servers.lock().unwrap().get(server_id).cloned()
+    }
+
+    fn files(&self, server_id: &str) -> ServerFiles {
+        ServerFiles::new(&self.inner.dir, server_id)
+    }
+
+    /// Runs `f` with the node's connection on a blocking thread, under the
+    /// call deadline. A connection that fails is dropped, so the next call
+    /// opens a new one (libvirtd restarted, for instance).
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        node_id: &str,
+        what: &str,
+        f: impl FnOnce(&Connect) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, StepError> {
+        let node = self.node(node_id)?;
+        let uri = node.uri.clone();
+        let hostname = node.config.hostname.clone();
+        let driver = self.clone();
+        let node_key = node_id.to_string();
+        let deadline = Duration::from_millis(self.inner.options.call_timeout_ms);
+        let work = tokio::task::spawn_blocking(move || {
+            let node = &driver.inner.nodes[&node_key];
+            let conn = {
+                let mut slot = node.conn.lock().unwrap();
+                match slot.as_ref() {
+                    Some(c) if c.is_alive().unwrap_or(false) => c.clone(),
+                    _ => {
+                        if let Some(mut old) = slot.take() {
+                            let _ = old.close();
+                        }
+                        let c = Connect::open(Some(&uri))
+                            .map_err(|e| format!("cannot connect to libvirt at {uri} (node {hostname}): {}", e.message()))?;
+                        *slot = Some(c.clone());
+                        c
+                    }
+                }
+            };
+            let mut conn = conn;
+            let result = f(&conn);
+            let _ = conn.close();
+            result
+        });
+        match tokio::time::timeout(deadline, work).await {
+            Err(_) => Err(StepError::TimedOut(format!(
+                "libvirt on node {} did not answer {what} within {} s",
+                node.config.hostname,
+                deadline.as_secs()
+            ))),
+            Ok(Err(join)) => Err(aborted(format!("{what} failed unexpectedly: {join}"))),
+            Ok(Ok(result)) => result.map_err(aborted),
+        }
+    }
+
+    /// Waits (polling) until the domain is inactive, or `limit` passes;
+    /// true when it went down.
+    async fn wait_inactive(&self, node_id: &str, name: &str, limit: Duration) -> Result<bool, StepError> {
+        let started = Instant::now();
+        loop {
+            let n = name.to_string();
+            let active = self
+                .with_conn(node_id, "a state check", move |c| {
+                    let dom = Domain::lookup_by_name(c, &n).map_err(lv("finding the domain"))?;
+                    is_active(&dom)
+                })
+                .await?;
+            if !active {
+                return Ok(true);
+            }
+            if started.elapsed() >= limit {
+                return Ok(false);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The server as it is now, for the step's event.
+    async fn runtime(&self, node: &Node, server_id: &str) -> Result<ServerRuntime, StepError> {
+        let name = domain_name(server_id);
+        let power = self
+            .with_conn(&node.config.id, "a state check", move |c| {
+                let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                power_state(&dom)
+            })
+            .await?;
+        Ok(ServerRuntime {
+            power_state: power,
+            compute_node_id: Some(node.config.id.clone()),
+            compute_node_hostname: Some(node.config.hostname.clone()),
+            placement_id: None,
+            interfaces: Vec::new(),
+            block_devices: vec![BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() }],
+        })
+    }
+
+    fn template(&self, id: &str) -> Result<TemplateConfig, StepError> {
+        self.inner.templates.iter().find(|t| t.id == id).cloned().ok_or_else(|| {
+            aborted(format!("template {id} is not in this deployment's catalogue (the inventory's [[template]] entries)"))
+        })
+    }
+
+    /// The domain XML of a placed server on its node.
+    async fn xml_of(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<String, StepError> {
+        let template = self.template(&placed.template_id)?;
+        let kind = if node.is_test() { DomainKind::Test } else { node.accel.decided().await };
+        let files = self.files(server_id);
+        Ok(domain_xml(&DomainSpec {
+            server_id,
+            hostname: &placed.hostname,
+            kind,
+            memory_mb: placed.spec.memory_mb,
+            vcpus: placed.spec.cpu_units,
+            boot: &template.boot,
+            files: &files,
+        }))
+    }
+
+    /// BLOCK_DEVICE_MAPPING of a spawn: the root disk.
+    async fn make_root_disk(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        if node.is_test() {
+            return Ok(()); // the test driver has no disks
+        }
+        let template = self.template(&placed.template_id)?;
+        let files = self.files(server_id);
+        std::fs::create_dir_all(&files.dir)
+            .map_err(|e| aborted(format!("cannot create {}: {e}", files.dir.display())))?;
+        let size_gb = placed.spec.root_disk_gb.max(template.min_disk_gb).max(MIN_ROOT_DISK_GB);
+        let disk = files.root_disk();
+        if disk.exists() {
+            return Ok(()); // a step run again after a restart
+        }
+        let mut cmd = tokio::process::Command::new("qemu-img");
+        cmd.args(["create", "-q", "-f", "qcow2"]);
+        if let TemplateBoot::Image { path } = &template.boot {
+            cmd.arg("-b").arg(path).args(["-F", image_format(path)]);
+        }
+        cmd.arg(&disk).arg(format!("{size_gb}G"));
+        let deadline = Duration::from_millis(self.inner.options.call_timeout_ms);
+        let out = tokio::time::timeout(deadline, cmd.output())
+            .await
+            .map_err(|_| StepError::TimedOut(format!("qemu-img did not create the root disk within {} s", deadline.as_secs())))?
+            .map_err(|e| aborted(format!("cannot run qemu-img (install qemu-utils): {e}")))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&disk);
+            return Err(aborted(format!("qemu-img could not create the root disk: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(())
+    }
+
+    /// Defines the domain (again) and starts it; waits until it runs.
+    async fn define_and_start(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        let xml = self.xml_of(node, server_id, placed).await?;
+        let name = domain_name(server_id);
+        self.with_conn(&node.config.id, "defining and starting the domain", move |c| {
+            let dom = match Domain::lookup_by_name(c, &name) {
+                Ok(d) => d,
+                Err(_) => Domain::define_xml(c, &xml).map_err(lv("defining the domain"))?,
+            };
+            if !is_active(&dom)? {
+                dom.create().map_err(lv("starting the domain"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.wait_running(node, server_id).await?;
+        self.set_booted(server_id);
+        Ok(())
+    }
+
+    async fn start(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        let name = domain_name(server_id);
+        self.with_conn(&node.config.id, "starting the domain", move |c| {
+            let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+            if !is_active(&dom)? {
+                dom.create().map_err(lv("starting the domain"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.wait_running(node, server_id).await?;
+        self.set_booted(server_id);
+        Ok(())
+    }
+
+    async fn wait_running(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        let started = Instant::now();
+        loop {
+            if self.runtime(node, server_id).await?.power_state == PowerState::Running {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(StepError::TimedOut(format!("the domain did not run within {} s of its start", START_TIMEOUT.as_secs())));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn set_booted(&self, server_id: &str) {
+        if let Some(p) = self.inner.servers.lock().unwrap().get_mut(server_id) {
+            p.booted_at_ms = Some(now_ms());
+        }
+    }
+
+    /// Runs `f` on the server's domain.
+    async fn on_domain(
+        &self,
+        node: &Node,
+        server_id: &str,
+        what: &'static str,
+        f: impl FnOnce(&Domain) -> Result<(), String> + Send + 'static,
+    ) -> Result<(), StepError> {
+        let name = domain_name(server_id);
+        self.with_conn(&node.config.id, what, move |c| {
+            let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+            f(&dom).map_err(|e| format!("{what}: {e}"))
+        })
+        .await
+    }
+
+    /// ACPI shutdown, then destroy once `shutdown_timeout_ms` has passed;
+    /// true when the guest went down by itself.
+    async fn shut_down(&self, node: &Node, server_id: &str) -> Result<bool, StepError> {
+        let name = domain_name(server_id);
+        let running = self
+            .with_conn(&node.config.id, "an ACPI shutdown", move |c| {
+                let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                if !is_active(&dom)? {
+                    return Ok(false);
+                }
+                dom.shutdown().map_err(lv("the ACPI shutdown"))?;
+                Ok(true)
+            })
+            .await?;
+        if !running {
+            return Ok(true);
+        }
+        let limit = Duration::from_millis(self.inner.options.shutdown_timeout_ms);
+        if self.wait_inactive(&node.config.id, &domain_name(server_id), limit).await? {
+            return Ok(true);
+        }
+        self.on_domain(node, server_id, "destroying the domain", |d| {
+            if is_active(d)? { d.destroy().map_err(lv("destroy")) } else { Ok(()) }
+        })
+        .await?;
+        Ok(false)
+    }
+
+    async fn run(&self, step: StepRequest<'_>) -> Result<Option<ServerRuntime>, StepError> {
+        let op = step.op;
+        let server_id = op.server_id.as_str();
+        if let Action::Spawn(args) = &op.action {
+            let node = self.node(&step.node.ok_or_else(|| aborted("a spawn step without a compute node"))?.id)?;
+            let template_id = args
+                .template_id
+                .clone()
+                .ok_or_else(|| aborted("servers on libvirt nodes need a template_id (one of the catalogue's templates)"))?;
+            let template = self.template(&template_id)?;
+            if args.spec.memory_mb < template.min_memory_mb {
+                return Err(aborted(format!(
+                    "template {} needs at least {} MB of memory; the server type gives {} MB",
+                    template.name, template.min_memory_mb, args.spec.memory_mb
+                )));
+            }
+            let placed = Placed {
+                node_id: node.config.id.clone(),
+                hostname: args.hostname.clone(),
+                spec: args.spec.clone(),
+                template_id,
+                booted_at_ms: None,
+            };
+            self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
+            return match step.step {
+                "BLOCK_DEVICE_MAPPING" => {
+                    self.make_root_disk(node, server_id, &placed).await?;
+                    Ok(None)
+                }
+                "SPAWNING" => {
+                    self.define_and_start(node, server_id, &placed).await?;
+                    Ok(Some(self.runtime(node, server_id).await?))
+                }
+                _ => Ok(None),
+            };
+        }
+        let placed = self
+            .placed(server_id)
+            .ok_or_else(|| aborted(format!("server {server_id} is not on a libvirt node of this adapter")))?;
+        let node = self.node(step.node.map(|n| n.id.as_str()).unwrap_or(&placed.node_id))?;
+        match &op.action {
+            Action::Reboot => {
+                // A guest that ignored the ACPI button was destroyed after
+                // the timeout, so starting it again is the hard reboot Nova
+                // falls back to.
+                self.shut_down(node, server_id).await?;
+                self.start(node, server_id).await?;
+            }
+            Action::HardReboot => {
+                let name = domain_name(server_id);
+                self.with_conn(&node.config.id, "a hard reboot", move |c| {
+                    let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                    if is_active(&dom)? {
+                        dom.destroy().map_err(lv("destroying the domain"))?;
+                    }
+                    dom.create().map_err(lv("starting the domain")).map(|_| ())
+                })
+                .await?;
+                self.wait_running(node, server_id).await?;
+                self.set_booted(server_id);
+            }
+            Action::PowerOff => {
+                self.shut_down(node, server_id).await?;
+            }
+            Action::PowerOn | Action::Resume => self.start(node, server_id).await?,
+            Action::Pause => self.on_domain(node, server_id, "pausing", |d| d.suspend().map(|_| ()).map_err(lv("suspend"))).await?,
+            Action::Unpause => self.on_domain(node, server_id, "unpausing", |d| d.resume().map(|_| ()).map_err(lv("resume"))).await?,
+            Action::Suspend => {
+                self.on_domain(node, server_id, "saving the domain", |d| d.managed_save(0).map(|_| ()).map_err(lv("managed save")))
+                    .await?
+            }
+            Action::Terminate => {
+                self.on_domain(node, server_id, "terminating", |d| {
+                    if is_active(d)? {
+                        d.destroy().map_err(lv("destroy"))?;
+                    }
+                    d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))
+                })
+                .await?;
+                return Ok(Some(ServerRuntime {
+                    power_state: PowerState::Shutdown,
+                    compute_node_id: None,
+                    compute_node_hostname: None,
+                    placement_id: None,
+                    interfaces: Vec::new(),
+                    block_devices: Vec::new(),
+                }));
+            }
+            Action::Restore => {
+                let mut placed = placed.clone();
+                placed.node_id = node.config.id.clone();
+                self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
+                self.define_and_start(node, server_id, &placed).await?;
+            }
+            other => {
+                return Err(aborted(format!(
+                    "{} is not available on libvirt nodes yet (node {}); the fake driver's nodes offer it",
+                    crate::driver::action_kind(other),
+                    node.config.hostname
+                )));
+            }
+        }
+        Ok(Some(self.runtime(node, server_id).await?))
+    }
+
+    fn read_node(&self, server_id: &str) -> Result<(&Node, Placed), HypervisorError> {
+        let placed = self.placed(server_id).ok_or_else(|| HypervisorError::UnknownServer(server_id.to_string()))?;
+        let node = self
+            .inner
+            .nodes
+            .get(&placed.node_id)
+            .ok_or_else(|| HypervisorError::UnknownNode(placed.node_id.clone()))?;
+        Ok((node, placed))
+    }
+}
+
+fn image_format(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("raw" | "img") => "raw",
+        _ => "qcow2",
+    }
+}
+
+fn unavailable(e: StepError) -> HypervisorError {
+    HypervisorError::Unavailable(e.message().to_string())
+}
+
+/// The last `lines` lines of a text file (empty when it does not exist).
+fn tail(path: &Path, lines: u32) -> std::io::Result<String> {
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    let text = text.replace("\r\n", "\n");
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines as usize);
+    Ok(all[start..].iter().map(|l| format!("{l}\n")).collect())
+}
+
+impl Driver for LibvirtDriver {
+    fn run_step<'a>(&'a self, step: StepRequest<'a>) -> BoxFuture<'a, Result<Option<ServerRuntime>, StepError>> {
+        Box::pin(self.run(step))
+    }
+
+    fn server_state<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, Result<RuntimeState, HypervisorError>> {
+        Box::pin(async move {
+            let (node, placed) = self.read_node(server_id)?;
+            let rt = self.runtime(node, server_id).await.map_err(unavailable)?;
+            let uptime = match (rt.power_state, placed.booted_at_ms) {
+                (PowerState::Running | PowerState::Paused, Some(t)) => ((now_ms() - t).max(0) / 1000) as u64,
+                _ => 0,
+            };
+            Ok(RuntimeState {
+                server_id: server_id.to_string(),
+                power_state: rt.power_state,
+                compute_node_id: rt.compute_node_id,
+                compute_node_hostname: rt.compute_node_hostname,
+                uptime_seconds: uptime,
+            })
+        })
+    }
+
+    fn console_log<'a>(&'a self, server_id: &'a str, lines: u32) -> BoxFuture<'a, Result<String, HypervisorError>> {
+        Box::pin(async move {
+            self.read_node(server_id)?;
+            let path = self.files(server_id).console_log();
+            tail(&path, lines).map_err(|e| HypervisorError::Unavailable(format!("cannot read the console log {}: {e}", path.display())))
+        })
+    }
+
+    fn console_uri<'a>(&'a self, server_id: &'a str, kind: ConsoleType) -> BoxFuture<'a, Result<String, HypervisorError>> {
+        Box::pin(async move {
+            self.read_node(server_id)?;
+            Err(HypervisorError::Unsupported(format!(
+                "{} consoles of servers on libvirt nodes are not served yet; read the console log instead",
+                kind.as_str()
+            )))
+        })
+    }
+
+    fn diagnostics<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, Result<Diagnostics, HypervisorError>> {
+        Box::pin(async move {
+            let (node, placed) = self.read_node(server_id)?;
+            let name = domain_name(server_id);
+            let test = node.is_test();
+            let (info, disk) = self
+                .with_conn(&node.config.id, "reading the domain's counters", move |c| {
+                    let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                    let info = dom.get_info().map_err(lv("domain info"))?;
+                    let disk = if test || !is_active(&dom)? { None } else { dom.get_block_stats("vda").ok() };
+                    Ok((info, disk))
+                })
+                .await
+                .map_err(unavailable)?;
+            let running = matches!(power_of_info(info.state), PowerState::Running | PowerState::Paused);
+            let uptime = match placed.booted_at_ms {
+                Some(t) if running => ((now_ms() - t).max(0) / 1000) as u64,
+                _ => 0,
+            };
+            Ok(Diagnostics {
+                cpu_time_ns: info.cpu_time,
+                memory_used_mb: if running { info.memory / 1024 } else { 0 },
+                memory_total_mb: info.max_mem / 1024,
+                uptime_seconds: uptime,
+                disks: disk
+                    .map(|s| {
+                        vec![DiskCounters {
+                            device: "vda".into(),
+                            read_bytes: s.rd_bytes.max(0) as u64,
+                            write_bytes: s.wr_bytes.max(0) as u64,
+                            read_requests: s.rd_req.max(0) as u64,
+                            write_requests: s.wr_req.max(0) as u64,
+                        }]
+                    })
+                    .unwrap_or_default(),
+                interfaces: Vec::new(),
+            })
+        })
+    }
+
+    fn forget<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(placed) = self.inner.servers.lock().unwrap().remove(server_id) else { return };
+            if self.inner.nodes.contains_key(&placed.node_id) {
+                let name = domain_name(server_id);
+                // Best effort: a domain left behind is reported at the next start.
+                let _ = self
+                    .with_conn(&placed.node_id, "removing the domain", move |c| {
+                        if let Ok(dom) = Domain::lookup_by_name(c, &name) {
+                            if dom.is_active().unwrap_or(false) {
+                                let _ = dom.destroy();
+                            }
+                            let _ = dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
+                        }
+                        Ok(())
+                    })
+                    .await;
+            }
+            let _ = std::fs::remove_dir_all(self.files(server_id).dir);
+        })
+    }
+
+    fn export_server(&self, server_id: &str) -> Option<serde_json::Value> {
+        self.placed(server_id).and_then(|p| serde_json::to_value(p).ok())
+    }
+
+    fn import_server(&self, server_id: &str, state: serde_json::Value) -> Result<(), String> {
+        let placed: Placed = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed);
+        Ok(())
+    }
+}
+
+fn power_of_info(state: virt::sys::virDomainState) -> PowerState {
+    match state {
+        virt::sys::VIR_DOMAIN_RUNNING | virt::sys::VIR_DOMAIN_BLOCKED | virt::sys::VIR_DOMAIN_SHUTDOWN => PowerState::Running,
+        virt::sys::VIR_DOMAIN_PAUSED => PowerState::Paused,
+        virt::sys::VIR_DOMAIN_CRASHED => PowerState::Crashed,
+        virt::sys::VIR_DOMAIN_PMSUSPENDED => PowerState::Suspended,
+        _ => PowerState::Shutdown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines_and_tolerates_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.log");
+        assert_eq!(tail(&f, 5).unwrap(), "");
+        std::fs::write(&f, "a\r\nb\nc\n").unwrap();
+        assert_eq!(tail(&f, 2).unwrap(), "b\nc\n");
+        assert_eq!(tail(&f, 9).unwrap(), "a\nb\nc\n");
+    }
+}

@@ -1,0 +1,257 @@
+//! The libvirt driver against libvirt's own test driver (`test:///default`,
+//! in process, no daemon): every action it offers, with the domain's state
+//! checked through libvirt itself; what it does not offer ends ABORTED with
+//! a message; reads; a mixed inventory of fake and libvirt nodes.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vnext_core::hypervisor::{Action, ConsoleType, HypervisorError, Operation, PowerState, SpawnArgs};
+use vnext_hypervisor::drivers::DriverKind;
+use vnext_hypervisor::inventory::{Accel, NodeBackend, TemplateBoot};
+use vnext_hypervisor::{Driver, FakeDriver, Inventory, LibvirtDriver, NodeDrivers, StepError, StepRequest};
+use virt::connect::Connect;
+use virt::domain::Domain;
+
+const TEMPLATE: &str = "0c9e5b8a-2f4d-4e1a-9b3c-7d6e5f4a3b21";
+const NODE_LV: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+const NODE_FAKE: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+fn inventory_text() -> String {
+    format!(
+        r#"
+[[placement]]
+id = "{ROOT}"
+name = "root"
+
+[[compute_node]]
+id = "{NODE_LV}"
+hostname = "lv-1"
+placements = ["root"]
+memory_mb = 8192
+cpu_units = 4
+disk_gb = 100
+driver = "libvirt"
+libvirt_uri = "test:///default"
+
+[[compute_node]]
+id = "{NODE_FAKE}"
+hostname = "fake-1"
+placements = ["root"]
+memory_mb = 8192
+cpu_units = 4
+disk_gb = 100
+
+[[template]]
+id = "{TEMPLATE}"
+name = "tiny"
+kernel = "templates/vmlinuz"
+initrd = "templates/initramfs.gz"
+min_memory_mb = 64
+
+[libvirt]
+shutdown_timeout_ms = 2000
+
+[driver]
+kind = "fake"
+step_delay_ms = 0
+"#
+    )
+}
+
+fn inventory() -> Inventory {
+    Inventory::parse(&inventory_text(), "/etc/vnext/inventory.toml").unwrap()
+}
+
+struct Harness {
+    driver: LibvirtDriver,
+    inventory: Inventory,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let inventory = inventory();
+        let dir = tempfile::tempdir().unwrap();
+        let driver = LibvirtDriver::new(&inventory, dir.path().to_path_buf());
+        Harness { driver, inventory, _dir: dir }
+    }
+
+    fn node(&self) -> &vnext_hypervisor::inventory::NodeConfig {
+        self.inventory.node(NODE_LV).unwrap()
+    }
+
+    async fn run(&self, op: &Operation) -> Result<Option<vnext_core::events::ServerRuntime>, StepError> {
+        let mut last = None;
+        for (i, step) in op.steps.iter().enumerate() {
+            last = self.driver.run_step(StepRequest { op, step_index: i, step, node: Some(self.node()) }).await?;
+        }
+        Ok(last)
+    }
+
+    async fn spawn(&self, hostname: &str) -> String {
+        let server = id();
+        let rt = self.run(&spawn_with(&server, hostname, Some(TEMPLATE))).await.unwrap().unwrap();
+        assert_eq!(rt.power_state, PowerState::Running);
+        assert_eq!(rt.compute_node_hostname.as_deref(), Some("lv-1"));
+        server
+    }
+}
+
+fn spawn_with(server: &str, hostname: &str, template: Option<&str>) -> Operation {
+    let mut op = spawn_op(server, hostname, spec(128, 1, 1), &[]);
+    if let Action::Spawn(SpawnArgs { template_id, .. }) = &mut op.action {
+        *template_id = template.map(str::to_string);
+    }
+    op
+}
+
+/// The domain's state as libvirt itself reports it (`None`: no such domain).
+fn libvirt_state(server: &str) -> Option<(u32, bool)> {
+    let mut conn = Connect::open(Some("test:///default")).unwrap();
+    let state = Domain::lookup_by_name(&conn, &format!("vnext-{server}"))
+        .ok()
+        .map(|d| (d.get_state().unwrap().0, d.has_managed_save(0).unwrap_or(false)));
+    conn.close().unwrap();
+    state
+}
+
+#[test]
+fn libvirt_nodes_and_templates_are_read_from_the_inventory() {
+    let inv = inventory();
+    assert_eq!(inv.node(NODE_LV).unwrap().backend, NodeBackend::Libvirt { uri: "test:///default".into(), accel: Accel::Auto });
+    assert_eq!(inv.node(NODE_FAKE).unwrap().backend, NodeBackend::Fake);
+    let t = inv.template(TEMPLATE).unwrap();
+    assert_eq!(t.name, "tiny");
+    match &t.boot {
+        TemplateBoot::Kernel { kernel, initrd, cmdline } => {
+            assert_eq!(kernel, std::path::Path::new("/etc/vnext/templates/vmlinuz"), "relative to the inventory file");
+            assert_eq!(initrd.as_deref(), Some(std::path::Path::new("/etc/vnext/templates/initramfs.gz")));
+            assert_eq!(cmdline, "console=ttyS0");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(inv.libvirt.shutdown_timeout_ms, 2000);
+    for (bad, says) in [
+        (inventory_text().replace("libvirt_uri = \"test:///default\"\n", ""), "needs libvirt_uri"),
+        (inventory_text().replace("driver = \"libvirt\"", "driver = \"xen\""), "is not a driver"),
+        (inventory_text().replace("kernel = \"templates/vmlinuz\"\n", ""), "either kernel"),
+        (inventory_text().replace("kernel = \"templates/vmlinuz\"", "image = \"x.qcow2\""), "go with kernel"),
+        (inventory_text().replace("min_memory_mb = 64", "image = \"x.qcow2\""), "either kernel"),
+    ] {
+        let e = Inventory::parse(&bad, "inv.toml").unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn every_action_it_offers_changes_the_domain_as_libvirt_reports_it() {
+    let h = Harness::new();
+    let s = h.spawn("web-1").await;
+    assert_eq!(libvirt_state(&s), Some((virt::sys::VIR_DOMAIN_RUNNING, false)));
+    let step = |a: Action, name: &str| op(&s, a, &[name]);
+    // (action, step, libvirt state after, managed save, power state reported)
+    let table = [
+        (Action::Reboot, "REBOOTING", virt::sys::VIR_DOMAIN_RUNNING, false, PowerState::Running),
+        (Action::PowerOff, "POWERING_OFF", virt::sys::VIR_DOMAIN_SHUTOFF, false, PowerState::Shutdown),
+        (Action::PowerOn, "POWERING_ON", virt::sys::VIR_DOMAIN_RUNNING, false, PowerState::Running),
+        (Action::Pause, "PAUSING", virt::sys::VIR_DOMAIN_PAUSED, false, PowerState::Paused),
+        (Action::Unpause, "UNPAUSING", virt::sys::VIR_DOMAIN_RUNNING, false, PowerState::Running),
+        (Action::Suspend, "SUSPENDING", virt::sys::VIR_DOMAIN_SHUTOFF, true, PowerState::Suspended),
+        (Action::Resume, "RESUMING", virt::sys::VIR_DOMAIN_RUNNING, false, PowerState::Running),
+        (Action::HardReboot, "REBOOTING", virt::sys::VIR_DOMAIN_RUNNING, false, PowerState::Running),
+    ];
+    for (action, name, state, saved, power) in table {
+        let what = format!("{action:?}");
+        let rt = h.run(&step(action, name)).await.unwrap_or_else(|e| panic!("{what}: {e:?}")).expect("a runtime");
+        assert_eq!(rt.power_state, power, "{what}");
+        assert_eq!(libvirt_state(&s), Some((state, saved)), "{what}");
+        assert_eq!(h.driver.server_state(&s).await.unwrap().power_state, power, "{what}");
+    }
+    // TERMINATE undefines the domain (its disk would stay); RESTORE defines it again.
+    let rt = h.run(&step(Action::Terminate, "TERMINATING")).await.unwrap().unwrap();
+    assert_eq!((rt.power_state, rt.compute_node_id), (PowerState::Shutdown, None));
+    assert_eq!(libvirt_state(&s), None, "terminated: no domain");
+    h.run(&step(Action::Restore, "RESTORING")).await.unwrap();
+    assert_eq!(libvirt_state(&s), Some((virt::sys::VIR_DOMAIN_RUNNING, false)));
+    // Forgetting removes it for good.
+    h.driver.forget(&s).await;
+    assert_eq!(libvirt_state(&s), None);
+    assert!(matches!(h.driver.server_state(&s).await, Err(HypervisorError::UnknownServer(_))));
+}
+
+#[tokio::test]
+async fn what_a_libvirt_node_cannot_do_aborts_with_a_message() {
+    let h = Harness::new();
+    let s = h.spawn("web-2").await;
+    let e = h.run(&op(&s, Action::Resize(spec(256, 2, 2)), &["PREPARING", "MIGRATING", "FINALIZING"])).await.unwrap_err();
+    assert!(matches!(&e, StepError::Aborted(m) if m.contains("resize is not available on libvirt nodes")), "{e:?}");
+    assert_eq!(libvirt_state(&s), Some((virt::sys::VIR_DOMAIN_RUNNING, false)), "nothing changed");
+    let e = h.run(&spawn_with(&id(), "web-3", None)).await.unwrap_err();
+    assert!(e.message().contains("need a template_id"), "{e:?}");
+    let e = h.run(&spawn_with(&id(), "web-4", Some("9d9d9d9d-0000-4000-8000-000000000000"))).await.unwrap_err();
+    assert!(e.message().contains("not in this deployment's catalogue"), "{e:?}");
+    let mut small = spawn_with(&id(), "web-5", Some(TEMPLATE));
+    if let Action::Spawn(a) = &mut small.action {
+        a.spec.memory_mb = 32;
+    }
+    let e = h.run(&small).await.unwrap_err();
+    assert!(e.message().contains("needs at least 64 MB"), "{e:?}");
+}
+
+#[tokio::test]
+async fn reads_come_from_libvirt() {
+    let h = Harness::new();
+    let s = h.spawn("web-6").await;
+    let d = h.driver.diagnostics(&s).await.unwrap();
+    assert_eq!(d.memory_total_mb, 128);
+    assert_eq!(h.driver.console_log(&s, 10).await.unwrap(), "", "the test driver has no serial console");
+    assert!(matches!(h.driver.console_uri(&s, ConsoleType::Novnc).await, Err(HypervisorError::Unsupported(_))));
+    assert!(matches!(h.driver.diagnostics(&id()).await, Err(HypervisorError::UnknownServer(_))));
+    // The journal record brings a server back after a restart.
+    let record = h.driver.export_server(&s).unwrap();
+    let again = LibvirtDriver::new(&h.inventory, h._dir.path().to_path_buf());
+    again.import_server(&s, record).unwrap();
+    assert_eq!(again.server_state(&s).await.unwrap().power_state, PowerState::Running);
+}
+
+#[tokio::test]
+async fn a_mixed_inventory_runs_each_server_on_its_nodes_driver() {
+    let inv = inventory();
+    let dir = tempfile::tempdir().unwrap();
+    let mut drivers: HashMap<DriverKind, Arc<dyn Driver>> = HashMap::new();
+    drivers.insert(DriverKind::Libvirt, Arc::new(LibvirtDriver::new(&inv, dir.path().to_path_buf())));
+    let fake = inv.driver.clone();
+    let vnext_hypervisor::inventory::DriverConfig::Fake(options) = fake;
+    drivers.insert(DriverKind::Fake, Arc::new(FakeDriver::new(options, inv.nodes.clone())));
+    let nd = NodeDrivers::new(&inv, drivers);
+    let run = |op: Operation, node: &'static str| {
+        let inv = &inv;
+        let nd = &nd;
+        async move {
+            let mut last = None;
+            for (i, step) in op.steps.iter().enumerate() {
+                last = nd.run_step(StepRequest { op: &op, step_index: i, step, node: Some(inv.node(node).unwrap()) }).await?;
+            }
+            Ok::<_, StepError>(last)
+        }
+    };
+    let (on_lv, on_fake) = (id(), id());
+    run(spawn_with(&on_lv, "lv-vm", Some(TEMPLATE)), NODE_LV).await.unwrap();
+    run(spawn_with(&on_fake, "fake-vm", None), NODE_FAKE).await.unwrap();
+    assert_eq!(libvirt_state(&on_lv).map(|s| s.0), Some(virt::sys::VIR_DOMAIN_RUNNING));
+    assert_eq!(libvirt_state(&on_fake), None, "the fake node's server is no domain");
+    assert!(nd.console_log(&on_fake, 5).await.unwrap().contains("fake-vm"), "the fake driver's console");
+    assert_eq!(nd.server_state(&on_lv).await.unwrap().compute_node_hostname.as_deref(), Some("lv-1"));
+    // No MOVE across drivers.
+    let mv = op(&on_lv, Action::Move(vnext_core::hypervisor::MoveArgs { candidate_node_ids: vec![], live: false }), &["PREPARING"]);
+    let e = run(mv, NODE_FAKE).await.unwrap_err();
+    assert!(e.message().contains("cannot go to fake-1"), "{e:?}");
+    // Journal records name the driver.
+    let record = nd.export_server(&on_lv).unwrap();
+    assert_eq!(record["driver"], "libvirt");
+    nd.forget(&on_lv).await;
+    assert_eq!(libvirt_state(&on_lv), None);
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the tiny guest template the libvirt driver's tests and the
+# real-VM walk-through boot: a Debian kernel and a busybox initramfs whose
+# /init prints a banner with the hostname from the kernel command line
+# (`vnext.hostname=`), answers the ACPI power button (clean shutdown and
+# reboot from libvirt), and prints a heartbeat line every 10 s.
+#
+#   scripts/build-tiny-template.sh [OUT_DIR]   (default target/templates/tiny)
+#
+# Everything comes from Debian packages: the kernel package is downloaded
+# and unpacked (not installed: no initramfs-tools run, nothing in /boot),
+# busybox-static and cpio are installed if missing. Writes OUT_DIR/vmlinuz
+# and OUT_DIR/initramfs.gz; does nothing when both exist and are newer than
+# this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m[template]\033[0m %s\n' "$*"; }
+out=${1:-target/templates/tiny}
+if [ -s "$out/vmlinuz" ] && [ -s "$out/initramfs.gz" ] && [ "$out/initramfs.gz" -nt "$0" ]; then
+  exit 0
+fi
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+need=()
+# Static: the initramfs has no libraries.
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+if [ ${#need[@]} -gt 0 ]; then
+  log "apt packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The kernel: the package linux-image-amd64 points at, unpacked.
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+if [ -z "$kpkg" ]; then
+  $SUDO apt-get update -qq
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+fi
+[ -n "$kpkg" ] || { echo "no kernel package behind linux-image-amd64" >&2; exit 1; }
+log "kernel $kpkg (downloaded and unpacked)"
+# As root, apt hands downloads to its `_apt` user, which cannot write here.
+(cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$kpkg" >/dev/null)
+dpkg-deb -x "$work"/"$kpkg"_*.deb "$work/kernel"
+kver=${kpkg#linux-image-}
+mods="$work/kernel/lib/modules/$kver/kernel"
+
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,var/log,lib/modules,etc/acpi/PWRF}
+cp /bin/busybox "$root/bin/busybox"
+# ACPI power button -> input event -> busybox acpid -> this script.
+for m in drivers/acpi/button.ko drivers/input/evdev.ko; do
+  f="$mods/$m"
+  [ -f "$f" ] || f=$(ls "$f".* 2>/dev/null | head -n 1)
+  case "$f" in
+    *.xz) xz -dc "$f" > "$root/lib/modules/$(basename "${m}")" ;;
+    *.zst) zstd -qdc "$f" > "$root/lib/modules/$(basename "${m}")" ;;
+    *) cp "$f" "$root/lib/modules/" ;;
+  esac
+done
+cat > "$root/etc/acpi/PWRF/00000080" <<'SH'
+#!/bin/sh
+echo "vnext: power button pressed, shutting down"
+sync
+poweroff -f
+SH
+chmod +x "$root/etc/acpi/PWRF/00000080"
+cat > "$root/init" <<'SH'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+host=$(sed -n 's/.*vnext\.hostname=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -n "$host" ] || host=tiny
+hostname "$host"
+insmod /lib/modules/button.ko 2>/dev/null
+insmod /lib/modules/evdev.ko 2>/dev/null
+acpid -c /etc/acpi -l /var/log/acpid.log
+echo "vnext tiny guest: $host is up (kernel $(uname -r))"
+while true; do
+  sleep 10
+  echo "$host: up $(cut -d' ' -f1 /proc/uptime) s"
+done
+SH
+chmod +x "$root/init"
+mkdir -p "$out"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$out/initramfs.gz.tmp"
+cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+mv "$out/initramfs.gz.tmp" "$out/initramfs.gz"
+log "wrote $out/vmlinuz and $out/initramfs.gz ($(du -h "$out/initramfs.gz" | cut -f1))"
