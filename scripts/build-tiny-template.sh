@@ -59,9 +59,10 @@ for m in drivers/acpi/button.ko drivers/input/evdev.ko; do
     *) cp "$f" "$root/lib/modules/" ;;
   esac
 done
+# acpid runs it detached: its output goes to the console explicitly.
 cat > "$root/etc/acpi/PWRF/00000080" <<'SH'
 #!/bin/sh
-echo "vnext: power button pressed, shutting down"
+echo "vnext: power button pressed, shutting down" > /dev/console
 sync
 poweroff -f
 SH

@@ -5,6 +5,7 @@ mod apiary;
 mod harness;
 mod keystone;
 mod launch;
+mod libvirt;
 mod lists;
 mod placements;
 mod proposal;

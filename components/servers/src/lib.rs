@@ -176,7 +176,7 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let mut plans = validate::launch(&ctx.body, &mut random_digit)?;
     let kv = Kv::open()?;
-    let resolved = resolve(&kv, who, &plans).await?;
+    let mut resolved = resolve(&kv, who, &plans).await?;
     let affinity = affinity::resolve(&kv, who, &project, &ctx.body, &plans)?;
     let ids: Vec<String> = plans.iter().map(|_| new_id()).collect();
     claim_hostnames(&kv, &project, &mut plans, &ids)?;
@@ -200,6 +200,9 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             affinity.as_ref(),
         );
         let candidates = scheduled.clone().unwrap_or_default();
+        if let Some(first) = candidates.first() {
+            scheduler::reserve(&mut resolved.nodes, first, &spec.server_spec());
+        }
         // Shown as the server's placement until SCHEDULING reports the node
         // the adapter took (the first candidate, unless another launch
         // filled it meanwhile).

@@ -194,6 +194,21 @@ pub fn schedule(
     Ok(fit.into_iter().map(|n| n.id.clone()).collect())
 }
 
+/// Counts `spec` on node `node_id` in this snapshot of the nodes: a launch
+/// of several servers schedules them one after another, each seeing the
+/// ones before it on the node the adapter will claim (the first candidate),
+/// as Nova's filter scheduler updates its host states within a request.
+/// Without it, servers launched together would all go to the same "best"
+/// node.
+pub fn reserve(nodes: &mut [ComputeNode], node_id: &str, spec: &ServerSpec) {
+    if let Some(n) = nodes.iter_mut().find(|n| n.id == node_id) {
+        let need = spec.resources();
+        n.usage.memory_mb += need.memory_mb;
+        n.usage.cpu_units += need.cpu_units;
+        n.usage.disk_gb += need.disk_gb;
+    }
+}
+
 /// [`schedule`] without the reason: empty when nothing qualifies.
 pub fn candidates(
     nodes: &[ComputeNode],
@@ -361,6 +376,19 @@ mod tests {
             }
             assert!(!format!("{:?}", schedule(&nodes, &tree(), &spec(512), placement, Some(&affinity))).contains("host-"), "{case}: names a node");
         }
+    }
+
+    #[test]
+    fn servers_scheduled_one_after_another_spread_over_equal_nodes() {
+        let mut nodes = vec![node("a", "az1", 4096, true), node("b", "az1", 4096, true)];
+        let mut chosen = Vec::new();
+        for _ in 0..4 {
+            let first = schedule(&nodes, &tree(), &spec(512), None, None).unwrap()[0].clone();
+            reserve(&mut nodes, &first, &spec(512));
+            chosen.push(first);
+        }
+        assert_eq!(chosen, ["a", "b", "a", "b"]);
+        assert_eq!(nodes[0].usage.memory_mb, 1024);
     }
 
     #[test]
