@@ -379,12 +379,14 @@ impl Validator<'_> {
         Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt })
     }
 
-    /// A path of the file, relative to the file's directory.
+    /// A path given in the file: relative to the file's directory, made
+    /// absolute (libvirtd resolves paths from its own working directory).
     fn relative(&self, p: PathBuf) -> PathBuf {
-        if p.is_absolute() {
-            return p;
-        }
-        self.path.parent().map(|dir| dir.join(&p)).unwrap_or(p)
+        let joined = match self.path.parent() {
+            Some(dir) if !p.is_absolute() => dir.join(&p),
+            _ => p,
+        };
+        std::path::absolute(&joined).unwrap_or(joined)
     }
 
     fn templates(&self, raw: Vec<RawTemplate>) -> Result<Vec<TemplateConfig>, Error> {

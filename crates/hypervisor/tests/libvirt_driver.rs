@@ -134,6 +134,11 @@ fn libvirt_nodes_and_templates_are_read_from_the_inventory() {
         other => panic!("{other:?}"),
     }
     assert_eq!(inv.libvirt.shutdown_timeout_ms, 2000);
+    // Paths come out absolute even from a relative inventory path: libvirtd
+    // resolves relative paths from its own working directory.
+    let relative = Inventory::parse(&inventory_text(), "deploy/inventory.toml").unwrap();
+    let TemplateBoot::Kernel { kernel, .. } = &relative.template(TEMPLATE).unwrap().boot else { panic!() };
+    assert!(kernel.is_absolute() && kernel.ends_with("deploy/templates/vmlinuz"), "{}", kernel.display());
     for (bad, says) in [
         (inventory_text().replace("libvirt_uri = \"test:///default\"\n", ""), "needs libvirt_uri"),
         (inventory_text().replace("driver = \"libvirt\"", "driver = \"xen\""), "is not a driver"),

@@ -124,6 +124,8 @@ impl LibvirtDriver {
     /// `dir`. Starts the KVM probe of every `accel = "auto"` node in the
     /// background (see [`accel`]); must be called inside a tokio runtime.
     pub fn new(inventory: &Inventory, dir: PathBuf) -> LibvirtDriver {
+        // Domain XML names files by absolute path: libvirtd has its own cwd.
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         // libvirt prints every error to stderr unless told otherwise; ours
         // are reported through the steps.
         virt::error::clear_error_callback();
@@ -158,6 +160,26 @@ impl LibvirtDriver {
         };
         for node in driver.inner.nodes.values() {
             node.accel.start_probe();
+        }
+        if driver.inner.nodes.values().any(|n| !n.is_test()) {
+            let mut paths = vec![driver.inner.dir.clone()];
+            for t in &driver.inner.templates {
+                match &t.boot {
+                    TemplateBoot::Kernel { kernel, initrd, .. } => paths.extend([Some(kernel.clone()), initrd.clone()].into_iter().flatten()),
+                    TemplateBoot::Image { path } => paths.push(path.clone()),
+                }
+            }
+            for p in paths {
+                if let Some(blocked) = unreachable_by_others(&p) {
+                    eprintln!(
+                        "vnext-hypervisor: warning: libvirt's QEMU runs as its own user and cannot reach {} ({} is not \
+                         traversable by others): chmod o+x {} or move it ([libvirt] dir, template paths)",
+                        p.display(),
+                        blocked.display(),
+                        blocked.display()
+                    );
+                }
+            }
         }
         driver
     }
@@ -537,6 +559,19 @@ impl LibvirtDriver {
     }
 }
 
+/// The first existing ancestor directory of `path` that others may not
+/// traverse (mode without `o+x`), if any.
+fn unreachable_by_others(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let absolute = std::path::absolute(path).ok()?;
+    absolute
+        .ancestors()
+        .skip(1)
+        .filter_map(|dir| std::fs::metadata(dir).ok().map(|m| (dir, m)))
+        .find(|(_, m)| m.is_dir() && m.permissions().mode() & 0o001 == 0)
+        .map(|(dir, _)| dir.to_path_buf())
+}
+
 fn image_format(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
         Some("raw" | "img") => "raw",
@@ -688,6 +723,18 @@ fn power_of_info(state: virt::sys::virDomainState) -> PowerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_others_cannot_traverse_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("servers");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(unreachable_by_others(&inner.join("x/root.qcow2")), Some(dir.path().to_path_buf()));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(unreachable_by_others(&inner.join("x/root.qcow2")), None);
+    }
 
     #[test]
     fn tail_keeps_the_last_lines_and_tolerates_a_missing_file() {
