@@ -758,7 +758,8 @@ tx(400, body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-1"}]}, 
            "an id (`type_id`, `template_id`, `keypair_id`, `placement_id`, affinity `server_ids`) is not a UUID, or an affinity tag is invalid",
            "a hostname appears twice in the request, or is already used in the project",
            "a `type_id` names no type the caller may see",
-           "a `placement_id` is not a placement of this deployment"])
+           "a `placement_id` is not a placement of this deployment",
+           "the deployment keeps a template catalogue and `template_id` is missing or names none of its templates, or the type gives less memory or root disk than the template needs"])
 unauth()
 doc(expect(call("POST", f"/projects/{P2}/servers", body={"defaults": {"type_id": TY}, "servers": [{"hostname": "web-9"}]}), 403),
     ["a non-admin launches in a project other than the token's"])
@@ -1163,7 +1164,8 @@ tx(400, body={"action": "RESIZE"}, name="Missing argument",
            "a required argument is missing, an argument the action does not take is given, or neither `network_id` nor `mac` is given for an interface action",
            "an argument is invalid (an id that is not a UUID, an empty or long `name`, an empty `password`, a bad `mac` or `device`)",
            "RESIZE names the server's current type, or a type the caller may not see",
-           "MOVE names a placement that is not in this deployment"])
+           "MOVE names a placement that is not in this deployment",
+           "REBUILD or RESCUE names a template outside the deployment's catalogue (when it keeps one), or one the server is too small for"])
 tx(404, OTHER, {"action": "REBOOT"}, name="Other project", causes=[SERVER_404])
 unauth()
 too_large()

@@ -112,6 +112,25 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     })));
     assert_eq!(r.status, 201, "{}", r.body);
     let type_id = r.json()["id"].as_str().unwrap().to_string();
+    // The catalogue is checked at launch: 400 before anything is created.
+    let small = send("POST", &host.url("/server_types"), Some(&admin()), Some(&json!({
+        "name": "too.small", "visibility": "PUBLIC", "spec": {"memory_mb": 32, "cpu_units": 1, "root_disk_gb": 1}
+    })));
+    let small = small.json()["id"].as_str().unwrap().to_string();
+    for (defaults, says) in [
+        (json!({"type_id": type_id}), "give template_id"),
+        (json!({"type_id": type_id, "template_id": "3f6d2c10-2222-4000-8000-0000000000ff"}), "no template"),
+        (json!({"type_id": small, "template_id": TINY}), "needs at least 64 MB"),
+    ] {
+        let body = json!({"defaults": defaults, "servers": [{"hostname": "refused"}]});
+        let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&body));
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.json()["error"]["field"], "servers[0].template_id");
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains(says), "{}", r.body);
+    }
+    let listed = get(&host, &format!("/projects/{PROJECT}/servers?virt_state=ANY"));
+    assert_eq!(listed["servers"], json!([]), "nothing was created");
+
     let launch = json!({
         "defaults": {"type_id": type_id, "template_id": TINY},
         "servers": [{"hostname": "vm-1"}, {"hostname": "vm-2"}, {"hostname": "vm-3"}]
@@ -168,9 +187,26 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert_eq!(domstate(vm3).as_deref(), Some("running"));
     assert_eq!(console(&host, vm3).matches("vnext tiny guest: vm-3 is up").count(), 1, "restored, not booted again");
 
+
+    // RESIZE (cold): the domain gets the new type's size and boots again.
+    let r = send("POST", &host.url("/server_types"), Some(&admin()), Some(&json!({
+        "name": "tiny.2", "visibility": "PUBLIC", "spec": {"memory_mb": 192, "cpu_units": 2, "root_disk_gb": 2}
+    })));
+    let bigger = r.json()["id"].as_str().unwrap().to_string();
+    let s = completed(&host, vm1, json!({"action": "RESIZE", "type_id": bigger}));
+    assert_eq!((s["type_id"].as_str(), s["spec"]["memory_mb"].as_u64()), (Some(bigger.as_str()), Some(192)));
+    let info = virsh(&["dominfo", &format!("vnext-{vm1}")]).1;
+    assert!(info.contains("196608 KiB") && info.lines().any(|l| l.starts_with("CPU(s):") && l.ends_with(" 2")), "{info}");
+    assert_eq!(domstate(vm1).as_deref(), Some("running"));
+    wait_banner(&host, vm1, "vm-1", 3);
+    // REBUILD: a new root disk from the template, booted.
+    completed(&host, vm3, json!({"action": "REBUILD", "template_id": TINY}));
+    assert_eq!(domstate(vm3).as_deref(), Some("running"));
+    wait_banner(&host, vm3, "vm-3", 2);
+
     // Diagnostics from the domain.
     let d = get(&host, &format!("/servers/{vm1}/diagnostics"));
-    assert_eq!(d["memory_total_mb"], 128);
+    assert_eq!(d["memory_total_mb"], 192);
     assert!(d["cpu_time_ns"].as_u64().unwrap() > 0, "{d}");
     assert_eq!(d["disks"][0]["device"], "vda");
 

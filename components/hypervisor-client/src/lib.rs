@@ -42,6 +42,11 @@ impl Guest for Client {
         Ok(placements.into_iter().map(Into::into).collect())
     }
 
+    async fn list_templates() -> Result<Vec<wit::Template>, wit::HypervisorError> {
+        let templates: Vec<core::Template> = call(adapter_api::LIST_TEMPLATES, &serde_json::json!({})).await?;
+        Ok(templates.into_iter().map(Into::into).collect())
+    }
+
     async fn list_compute_nodes() -> Result<Vec<wit::ComputeNode>, wit::HypervisorError> {
         let nodes: Vec<core::ComputeNode> = call(adapter_api::LIST_COMPUTE_NODES, &serde_json::json!({})).await?;
         Ok(nodes.into_iter().map(Into::into).collect())

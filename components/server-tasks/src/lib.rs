@@ -171,6 +171,12 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             }
             Ok((candidates, None))
         }
+        // The template to boot must be one the deployment has.
+        TaskAction::Rebuild | TaskAction::Rescue if new.args.template_id.is_some() => {
+            let templates = hv::list_templates().await?;
+            validate::template(&templates, new.args.template_id.as_deref(), &server.spec, "template_id")?;
+            Ok((Vec::new(), None))
+        }
         _ => Ok((Vec::new(), None)),
     }
 }

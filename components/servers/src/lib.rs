@@ -3,8 +3,9 @@
 //! single-server routes live in modules: [`patch`] (rename, transfer),
 //! [`tags`], [`console`] (console log, console URIs, diagnostics).
 //!
-//! A launch validates the whole body first, resolves the server types and
-//! the placement, asks the hypervisor for its inventory and schedules,
+//! A launch validates the whole body first, resolves the server types, the
+//! placement and the template (against the deployment's catalogue, when it
+//! keeps one), asks the hypervisor for its inventory and schedules,
 //! and only then claims the hostnames (compare-and-swap; released again if
 //! any claim fails, so a 400 leaves nothing behind). Each server is stored
 //! BUILDING with no power state yet (Nova's NOSTATE, shown as SHUTDOWN),
@@ -117,6 +118,10 @@ async fn resolve(kv: &Kv, who: &Identity, plans: &[LaunchPlan]) -> ApiResult<Res
     let placements = hv::list_placements().await?;
     for (i, p) in plans.iter().enumerate() {
         scheduler::check_placement(&placements, p.placement_id.as_deref(), &format!("servers[{i}].placement_id"))?;
+    }
+    let templates = hv::list_templates().await?;
+    for (i, p) in plans.iter().enumerate() {
+        validate::template(&templates, p.template_id.as_deref(), &types[&p.type_id].spec, &format!("servers[{i}].template_id"))?;
     }
     let nodes = hv::list_compute_nodes().await?;
     Ok(Resolved { types, placements, nodes })

@@ -52,6 +52,17 @@ impl Resources {
     }
 }
 
+/// A template of the catalogue (WIT `template`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub min_memory_mb: u64,
+    pub min_disk_gb: u64,
+    pub rescue_template_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Placement {
@@ -259,6 +270,7 @@ impl std::error::Error for HypervisorError {}
 /// with a [`HypervisorError`] JSON.
 pub mod adapter_api {
     pub const LIST_PLACEMENTS: &str = "/v1/list-placements";
+    pub const LIST_TEMPLATES: &str = "/v1/list-templates";
     pub const LIST_COMPUTE_NODES: &str = "/v1/list-compute-nodes";
     pub const SUBMIT: &str = "/v1/submit";
     /// Body: a JSON array of operations; answer: one [`SubmitOutcome`] each, in order.

@@ -390,6 +390,32 @@ pub struct LaunchPlan {
     pub affinity: Option<Affinity>,
 }
 
+/// Checks a server's template against the deployment's catalogue: with a
+/// catalogue, `template_id` must name one of its templates, whose minimum
+/// memory and root disk the server's `spec` must give (400 on `field`, as
+/// Nova refuses a flavor smaller than its image's minimums); without one
+/// (the fake driver's deployments), any template id, or none, is accepted.
+pub fn template(templates: &[crate::hypervisor::Template], template_id: Option<&str>, spec: &TypeSpec, field: &str) -> ApiResult<()> {
+    if templates.is_empty() {
+        return Ok(());
+    }
+    let Some(id) = template_id else {
+        return Err(ApiError::bad_request("this deployment boots servers from templates: give template_id").field(field));
+    };
+    let t = templates
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::bad_request(format!("no template {id} in this deployment")).field(field))?;
+    if spec.memory_mb < t.min_memory_mb || spec.root_disk_gb < t.min_disk_gb {
+        return Err(ApiError::bad_request(format!(
+            "template {} needs at least {} MB of memory and {} GB of root disk; the server type gives {} MB and {} GB",
+            t.name, t.min_memory_mb, t.min_disk_gb, spec.memory_mb, spec.root_disk_gb
+        ))
+        .field(field));
+    }
+    Ok(())
+}
+
 /// Validates a whole launch body (all or nothing) and resolves each entry.
 /// Hostnames are unique within the request here; uniqueness in the project
 /// is the hostname claim's job.
@@ -517,6 +543,26 @@ mod tests {
         move || {
             n = n.wrapping_add(1);
             n
+        }
+    }
+
+    #[test]
+    fn templates_are_checked_against_a_catalogue_only_when_there_is_one() {
+        use crate::hypervisor::Template;
+        let spec = |memory_mb, root_disk_gb| TypeSpec { memory_mb, root_disk_gb, cpu_units: 1, rxtx_factor: None, swap_mb: None };
+        assert!(template(&[], Some("anything"), &spec(1, 0), "f").is_ok(), "no catalogue: any id");
+        assert!(template(&[], None, &spec(1, 0), "f").is_ok());
+        let catalogue = [Template { id: T.into(), name: "tiny".into(), min_memory_mb: 64, min_disk_gb: 1, rescue_template_id: None }];
+        assert!(template(&catalogue, Some(T), &spec(64, 1), "f").is_ok());
+        for (id, spec, says) in [
+            (None, spec(64, 1), "give template_id"),
+            (Some("0f1e2d3c-0000-6978-8a9b-acbdcedf0011"), spec(64, 1), "no template"),
+            (Some(T), spec(32, 1), "needs at least 64 MB"),
+            (Some(T), spec(64, 0), "1 GB of root disk"),
+        ] {
+            let e = template(&catalogue, id, &spec, "servers[0].template_id").unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (400, Some("servers[0].template_id")));
+            assert!(e.message.contains(says), "{}", e.message);
         }
     }
 

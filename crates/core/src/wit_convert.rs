@@ -51,6 +51,7 @@ macro_rules! wit_conversions {
             $crate::wit_conversions!(@record wit, Placement {
                 id, name, description, parent_ids, properties, tags,
             });
+            $crate::wit_conversions!(@record wit, Template { id, name, min_memory_mb, min_disk_gb, rescue_template_id });
             $crate::wit_conversions!(@record wit, ComputeNode {
                 id, hostname, placement_ids, capacity: into, usage: into, console_types: each, enabled,
             });

@@ -31,6 +31,12 @@ pub async fn list_placements() -> ApiResult<Vec<c::Placement>> {
     Ok(list.into_iter().map(Into::into).collect())
 }
 
+/// The template catalogue (empty: any template id is accepted).
+pub async fn list_templates() -> ApiResult<Vec<c::Template>> {
+    let list = wit_hv::list_templates().await.map_err(|e| api_error("list-templates", e))?;
+    Ok(list.into_iter().map(Into::into).collect())
+}
+
 /// Every compute node with capacity and usage.
 pub async fn list_compute_nodes() -> ApiResult<Vec<c::ComputeNode>> {
     let list = wit_hv::list_compute_nodes().await.map_err(|e| api_error("list-compute-nodes", e))?;

@@ -79,6 +79,9 @@ impl Hypervisor for Adapter {
     fn list_compute_nodes(&self) -> BoxFuture<'_, Result<Vec<hv::ComputeNode>, hv::HypervisorError>> {
         Box::pin(Adapter::list_compute_nodes(self))
     }
+    fn list_templates(&self) -> BoxFuture<'_, Result<Vec<hv::Template>, hv::HypervisorError>> {
+        Box::pin(Adapter::list_templates(self))
+    }
     fn submit(&self, op: hv::Operation) -> BoxFuture<'_, Result<(), hv::HypervisorError>> {
         Box::pin(Adapter::submit(self, op))
     }

@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 use vnext_core::events::{OperationState, ServerRuntime, StepState, TaskEvent};
 use vnext_core::hypervisor::{
     Action, ComputeNode, ConsoleType, Diagnostics, HypervisorError, Operation, Placement,
-    Resources, RuntimeState, ServerSpec,
+    Resources, RuntimeState, ServerSpec, Template,
 };
 
 /// How an adapter runs.
@@ -255,6 +255,23 @@ impl Adapter {
     /// The deployment's placements.
     pub async fn list_placements(&self) -> Result<Vec<Placement>, HypervisorError> {
         Ok(self.inner.inventory.placements.clone())
+    }
+
+    /// The template catalogue, in inventory order.
+    pub async fn list_templates(&self) -> Result<Vec<Template>, HypervisorError> {
+        Ok(self
+            .inner
+            .inventory
+            .templates
+            .iter()
+            .map(|t| Template {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                min_memory_mb: t.min_memory_mb,
+                min_disk_gb: t.min_disk_gb,
+                rescue_template_id: t.rescue_template_id.clone(),
+            })
+            .collect())
     }
 
     /// Every compute node with its capacity and what servers claim on it.

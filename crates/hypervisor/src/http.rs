@@ -126,8 +126,9 @@ fn ok<T: Serialize>(result: Result<T, HypervisorError>) -> Result<Vec<u8>, Failu
 
 async fn route(adapter: Adapter, req: Request<Incoming>) -> Result<Vec<u8>, Failure> {
     let path = req.uri().path().to_owned();
-    const ROUTES: [&str; 8] = [
+    const ROUTES: [&str; 9] = [
         adapter_api::LIST_PLACEMENTS,
+        adapter_api::LIST_TEMPLATES,
         adapter_api::LIST_COMPUTE_NODES,
         adapter_api::SUBMIT,
         adapter_api::SUBMIT_MANY,
@@ -154,6 +155,7 @@ async fn route(adapter: Adapter, req: Request<Incoming>) -> Result<Vec<u8>, Fail
     };
     match path.as_str() {
         adapter_api::LIST_PLACEMENTS => ok(adapter.list_placements().await),
+        adapter_api::LIST_TEMPLATES => ok(adapter.list_templates().await),
         adapter_api::LIST_COMPUTE_NODES => ok(adapter.list_compute_nodes().await),
         adapter_api::SUBMIT => {
             let op: Operation = parse(&body)?;

@@ -187,12 +187,42 @@ async fn every_action_it_offers_changes_the_domain_as_libvirt_reports_it() {
     assert!(matches!(h.driver.server_state(&s).await, Err(HypervisorError::UnknownServer(_))));
 }
 
+/// The domain's memory (MiB) and vCPUs as libvirt has them defined.
+fn libvirt_size(server: &str) -> (u64, u32) {
+    let mut conn = Connect::open(Some("test:///default")).unwrap();
+    let info = Domain::lookup_by_name(&conn, &format!("vnext-{server}")).unwrap().get_info().unwrap();
+    conn.close().unwrap();
+    (info.max_mem / 1024, info.nr_virt_cpu)
+}
+
+#[tokio::test]
+async fn resize_redefines_the_domain_and_keeps_a_stopped_server_stopped() {
+    let h = Harness::new();
+    let s = h.spawn("big-1").await;
+    assert_eq!(libvirt_size(&s), (128, 1));
+    let resize = |memory| op(&s, Action::Resize(spec(memory, 2, 2)), &["PREPARING", "MIGRATING", "FINALIZING"]);
+    let rt = h.run(&resize(256)).await.unwrap().unwrap();
+    assert_eq!(rt.power_state, PowerState::Running, "it ran before, it runs after");
+    assert_eq!(libvirt_size(&s), (256, 2));
+    h.run(&op(&s, Action::PowerOff, &["POWERING_OFF"])).await.unwrap();
+    let rt = h.run(&resize(512)).await.unwrap().unwrap();
+    assert_eq!(rt.power_state, PowerState::Shutdown, "stopped before, stopped after");
+    assert_eq!(libvirt_size(&s), (512, 2));
+    // REBUILD boots it again, from the (known) template.
+    let rebuild = |t: &str| op(&s, Action::Rebuild(t.into()), &["REBUILDING", "REBUILDING_BLOCK_DEVICES", "SPAWNING"]);
+    let rt = h.run(&rebuild(TEMPLATE)).await.unwrap().unwrap();
+    assert_eq!(rt.power_state, PowerState::Running);
+    let e = h.run(&rebuild("9d9d9d9d-0000-4000-8000-000000000000")).await.unwrap_err();
+    assert!(e.message().contains("not in this deployment's catalogue"), "{e:?}");
+    assert_eq!(libvirt_state(&s).map(|s| s.0), Some(virt::sys::VIR_DOMAIN_RUNNING), "an unknown template changes nothing");
+}
+
 #[tokio::test]
 async fn what_a_libvirt_node_cannot_do_aborts_with_a_message() {
     let h = Harness::new();
     let s = h.spawn("web-2").await;
-    let e = h.run(&op(&s, Action::Resize(spec(256, 2, 2)), &["PREPARING", "MIGRATING", "FINALIZING"])).await.unwrap_err();
-    assert!(matches!(&e, StepError::Aborted(m) if m.contains("resize is not available on libvirt nodes")), "{e:?}");
+    let e = h.run(&op(&s, Action::Snapshot("snap".into()), &["SNAPSHOTTING", "UPLOADING"])).await.unwrap_err();
+    assert!(matches!(&e, StepError::Aborted(m) if m.contains("snapshot is not available on libvirt nodes")), "{e:?}");
     assert_eq!(libvirt_state(&s), Some((virt::sys::VIR_DOMAIN_RUNNING, false)), "nothing changed");
     let e = h.run(&spawn_with(&id(), "web-3", None)).await.unwrap_err();
     assert!(e.message().contains("need a template_id"), "{e:?}");

@@ -18,6 +18,7 @@ type HvResult<T> = Result<T, core::HypervisorError>;
 /// The hypervisor capability as the host consumes it.
 pub trait Hypervisor: Send + Sync {
     fn list_placements(&self) -> BoxFuture<'_, HvResult<Vec<core::Placement>>>;
+    fn list_templates(&self) -> BoxFuture<'_, HvResult<Vec<core::Template>>>;
     fn list_compute_nodes(&self) -> BoxFuture<'_, HvResult<Vec<core::ComputeNode>>>;
     fn submit(&self, op: core::Operation) -> BoxFuture<'_, HvResult<()>>;
     fn submit_many(&self, ops: Vec<core::Operation>) -> BoxFuture<'_, Vec<HvResult<()>>>;
@@ -44,6 +45,11 @@ impl<T> super::vnext::compute::hypervisor::HostWithStore<T> for Host {
     async fn list_placements(accessor: &Accessor<T, Self>) -> Result<Vec<wit::Placement>, wit::HypervisorError> {
         let hv = service(accessor)?;
         Ok(hv.list_placements().await?.into_iter().map(Into::into).collect())
+    }
+
+    async fn list_templates(accessor: &Accessor<T, Self>) -> Result<Vec<wit::Template>, wit::HypervisorError> {
+        let hv = service(accessor)?;
+        Ok(hv.list_templates().await?.into_iter().map(Into::into).collect())
     }
 
     async fn list_compute_nodes(accessor: &Accessor<T, Self>) -> Result<Vec<wit::ComputeNode>, wit::HypervisorError> {

@@ -26,6 +26,10 @@
 //! - TERMINATE: destroy and undefine, the disk kept; RESTORE: define and
 //!   start again on the same disk. Forgetting a server (a failed spawn, a
 //!   reclaim) deletes its domain and files.
+//! - RESIZE (cold, on the same node): shut down, grow the root disk
+//!   (`qemu-img resize`; disks never shrink) and redefine the domain with
+//!   the new memory and vCPUs, start again if it ran. REBUILD: shut down, a
+//!   new root disk from the template, start.
 
 pub mod accel;
 pub mod domain;
@@ -62,6 +66,11 @@ struct Placed {
     template_id: String,
     /// When the guest last started (ms since the epoch), for uptime.
     booted_at_ms: Option<i64>,
+    /// During a RESIZE or REBUILD: whether the guest ran before it, so the
+    /// last step starts it again only then (a stopped server stays
+    /// stopped, as with Nova).
+    #[serde(default)]
+    was_running: Option<bool>,
 }
 
 /// One libvirt node.
@@ -465,6 +474,7 @@ impl LibvirtDriver {
                 spec: args.spec.clone(),
                 template_id,
                 booted_at_ms: None,
+                was_running: None,
             };
             self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
             return match step.step {
@@ -537,6 +547,42 @@ impl LibvirtDriver {
                 self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
                 self.define_and_start(node, server_id, &placed).await?;
             }
+            // Cold, as Nova's resize on one host: stop, grow the disk and
+            // give the domain its new size, start again if it ran.
+            Action::Resize(new_spec) => match step.step_index {
+                0 => self.stop_for_change(node, server_id).await?,
+                1 => {
+                    let mut changed = placed.clone();
+                    changed.spec = *new_spec;
+                    self.grow_root_disk(node, server_id, &placed, new_spec.root_disk_gb).await?;
+                    self.redefine(node, server_id, &changed).await?;
+                    self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
+                }
+                _ => self.restart_if_it_ran(node, server_id).await?,
+            },
+            // A new root disk from the (new) template, the same domain.
+            Action::Rebuild(template_id) => match step.step_index {
+                0 => {
+                    self.template(template_id)?;
+                    self.stop_for_change(node, server_id).await?;
+                }
+                1 => {
+                    let mut rebuilt = placed.clone();
+                    rebuilt.template_id = template_id.clone();
+                    let disk = self.files(server_id).root_disk();
+                    if disk.exists() {
+                        std::fs::remove_file(&disk).map_err(|e| aborted(format!("cannot remove the old root disk: {e}")))?;
+                    }
+                    self.make_root_disk(node, server_id, &rebuilt).await?;
+                    self.redefine(node, server_id, &rebuilt).await?;
+                    self.inner.servers.lock().unwrap().insert(server_id.to_string(), rebuilt);
+                }
+                _ => {
+                    // A rebuilt server boots, whatever its state before (Nova).
+                    self.start(node, server_id).await?;
+                    self.take_was_running(server_id);
+                }
+            },
             other => {
                 return Err(aborted(format!(
                     "{} is not available on libvirt nodes yet (node {}); the fake driver's nodes offer it",
@@ -546,6 +592,65 @@ impl LibvirtDriver {
             }
         }
         Ok(Some(self.runtime(node, server_id).await?))
+    }
+
+    /// The first step of RESIZE and REBUILD: note whether the guest runs,
+    /// then shut it down (ACPI, then destroy).
+    async fn stop_for_change(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        let running = self.runtime(node, server_id).await?.power_state != PowerState::Shutdown;
+        if let Some(p) = self.inner.servers.lock().unwrap().get_mut(server_id) {
+            p.was_running = Some(running);
+        }
+        self.shut_down(node, server_id).await?;
+        Ok(())
+    }
+
+    fn take_was_running(&self, server_id: &str) -> bool {
+        let mut servers = self.inner.servers.lock().unwrap();
+        servers.get_mut(server_id).and_then(|p| p.was_running.take()).unwrap_or(true)
+    }
+
+    async fn restart_if_it_ran(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        if self.take_was_running(server_id) {
+            self.start(node, server_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the (shut off) domain its definition for `placed` again.
+    async fn redefine(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        let xml = self.xml_of(node, server_id, placed).await?;
+        self.with_conn(&node.config.id, "redefining the domain", move |c| {
+            Domain::define_xml(c, &xml).map(|_| ()).map_err(lv("redefining the domain"))
+        })
+        .await
+    }
+
+    /// Grows the root disk to `gb` (disks never shrink: Nova refuses too).
+    async fn grow_root_disk(&self, node: &Node, server_id: &str, placed: &Placed, gb: u64) -> Result<(), StepError> {
+        if node.is_test() {
+            return Ok(());
+        }
+        if gb < placed.spec.root_disk_gb {
+            return Err(aborted(format!(
+                "the root disk cannot shrink from {} GB to {gb} GB; choose a type with at least as much disk",
+                placed.spec.root_disk_gb
+            )));
+        }
+        let disk = self.files(server_id).root_disk();
+        let deadline = Duration::from_millis(self.inner.options.call_timeout_ms);
+        let out = tokio::time::timeout(deadline, tokio::process::Command::new("qemu-img").arg("resize").arg("-q").arg(&disk).arg(format!("{}G", gb.max(MIN_ROOT_DISK_GB))).output())
+            .await
+            .map_err(|_| StepError::TimedOut(format!("qemu-img did not resize the root disk within {} s", deadline.as_secs())))?
+            .map_err(|e| aborted(format!("cannot run qemu-img (install qemu-utils): {e}")))?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            // Already that size (a step run again): nothing to do.
+            if !why.contains("same size") {
+                return Err(aborted(format!("qemu-img could not resize the root disk: {}", why.trim())));
+            }
+        }
+        Ok(())
     }
 
     fn read_node(&self, server_id: &str) -> Result<(&Node, Placed), HypervisorError> {
