@@ -354,32 +354,26 @@ impl LibvirtDriver {
         Ok(())
     }
 
-    /// Defines the domain (again) and starts it; waits until it runs.
+    /// Defines the domain unless it is (a spawn or restore run again after
+    /// a restart finds it defined), then starts it.
     async fn define_and_start(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
         let xml = self.xml_of(node, server_id, placed).await?;
         let name = domain_name(server_id);
-        self.with_conn(&node.config.id, "defining and starting the domain", move |c| {
-            let dom = match Domain::lookup_by_name(c, &name) {
-                Ok(d) => d,
-                Err(_) => Domain::define_xml(c, &xml).map_err(lv("defining the domain"))?,
-            };
-            if !is_active(&dom)? {
-                dom.create().map_err(lv("starting the domain"))?;
+        self.with_conn(&node.config.id, "defining the domain", move |c| {
+            if Domain::lookup_by_name(c, &name).is_err() {
+                Domain::define_xml(c, &xml).map_err(lv("defining the domain"))?;
             }
             Ok(())
         })
         .await?;
-        self.wait_running(node, server_id).await?;
-        self.set_booted(server_id);
-        Ok(())
+        self.start(node, server_id).await
     }
 
+    /// Starts the domain unless it runs, and waits until it does.
     async fn start(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
-        let name = domain_name(server_id);
-        self.with_conn(&node.config.id, "starting the domain", move |c| {
-            let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
-            if !is_active(&dom)? {
-                dom.create().map_err(lv("starting the domain"))?;
+        self.on_domain(node, server_id, "starting the domain", |d| {
+            if !is_active(d)? {
+                d.create().map_err(lv("create"))?;
             }
             Ok(())
         })
@@ -471,7 +465,7 @@ impl LibvirtDriver {
             let placed = Placed {
                 node_id: node.config.id.clone(),
                 hostname: args.hostname.clone(),
-                spec: args.spec.clone(),
+                spec: args.spec,
                 template_id,
                 booted_at_ms: None,
                 was_running: None,
@@ -502,17 +496,11 @@ impl LibvirtDriver {
                 self.start(node, server_id).await?;
             }
             Action::HardReboot => {
-                let name = domain_name(server_id);
-                self.with_conn(&node.config.id, "a hard reboot", move |c| {
-                    let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
-                    if is_active(&dom)? {
-                        dom.destroy().map_err(lv("destroying the domain"))?;
-                    }
-                    dom.create().map_err(lv("starting the domain")).map(|_| ())
+                self.on_domain(node, server_id, "a hard reboot", |d| {
+                    if is_active(d)? { d.destroy().map_err(lv("destroy")) } else { Ok(()) }
                 })
                 .await?;
-                self.wait_running(node, server_id).await?;
-                self.set_booted(server_id);
+                self.start(node, server_id).await?;
             }
             Action::PowerOff => {
                 self.shut_down(node, server_id).await?;
