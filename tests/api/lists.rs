@@ -155,6 +155,7 @@ fn server_list_filters_and_their_400s() {
         ("marker=0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011", "marker"),
         ("virt_state=RUNNING", "virt_state"),
         ("power_state=ACTIVE", "power_state"),
+        ("virt_state=ANY&virt_state=RUNNING", "virt_state"),
         ("since=yesterday", "since"),
         ("changes_since=yesterday", "changes_since"),
         ("launched_by=not-a-uuid", "launched_by"),

@@ -91,18 +91,21 @@ impl Filters {
 }
 
 /// A state filter: `None` when not given, an empty list for `ANY` (any
-/// state), else the states named; an unknown value is 400 listing the
-/// accepted ones, `ANY` included.
+/// state), else the states named; an unknown value, even beside `ANY`, is
+/// 400 listing the accepted ones, `ANY` included.
 fn state_filter<T>(q: &[(String, String)], name: &str, parse: fn(&str) -> Option<T>, mut names: Vec<&str>) -> ApiResult<Option<Vec<T>>> {
     let values: Vec<&str> = q.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect();
     if values.is_empty() {
         return Ok(None);
     }
-    if values.contains(&paging::ANY_STATE) {
-        return Ok(Some(Vec::new()));
-    }
     names.push(paging::ANY_STATE);
-    paging::enum_filter(q, name, parse, &names).map(Some)
+    let mut states = Vec::new();
+    for v in values.iter().filter(|v| **v != paging::ANY_STATE) {
+        states.push(parse(v).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown {name} {v:?}; use one of {}", names.join(", "))).field(name)
+        })?);
+    }
+    Ok(Some(if values.contains(&paging::ANY_STATE) { Vec::new() } else { states }))
 }
 
 fn power_state_names() -> Vec<&'static str> {
