@@ -60,7 +60,14 @@ def api_launch(n, type_id, round_no):
             "servers": [{"hostname": f"b{round_no}-{i}"} for i in range(n)]}
     started = time.monotonic()
     ids = [s["id"] for s in call("POST", f"/projects/{PROJECT}/servers", body)]
-    wait(f"{n} servers ACTIVE", lambda: all(call("GET", f"/servers/{i}")["virt_state"] == "ACTIVE" for i in ids))
+
+    def all_active():
+        states = [call("GET", f"/servers/{i}")["virt_state"] for i in ids]
+        if "ERROR" in states:
+            tasks = call("GET", f"/servers/{ids[states.index('ERROR')]}/tasks")["tasks"]
+            sys.exit(f"a server went to ERROR: {tasks[-1].get('error')} (room on the inventory's nodes?)")
+        return all(s == "ACTIVE" for s in states)
+    wait(f"{n} servers ACTIVE", all_active)
     return time.monotonic() - started, ids
 
 
