@@ -707,11 +707,21 @@ server running); `virt_state` (`ACTIVE`, `BUILDING`, `PAUSED`,
 `block_devices` (`device`, `type`: `EPHEMERAL` or `PERSISTENT`); `networking`
 (`access`: `ip4` and `ip6` lists; `interfaces`: `name`, `ip4`, `ip6`, `mac`);
 `properties`; `tags`; `locked`; `_elevated` (`{}` for members; for admins,
-`compute_node_hostname` and the elevated `properties`); `_links` (`self`,
-`describedby`, `rel/server_tasks`).
+`compute_node_hostname`, the elevated `properties` and `reclaimed_at`);
+`_links` (`self`, `describedby`, `rel/server_tasks`).
 
 There is no DELETE: a server is ended with a `TERMINATE` task and stays
-readable in `TERMINATED` (a `RESTORE` task brings it back).
+readable in `TERMINATED`. A `RESTORE` task brings it back until the hypervisor
+adapter reclaims it, `reclaim_after_seconds` after the TERMINATE (inventory
+`[lifecycle]`, default one day): its disk and domain are deleted, it stays
+readable as `TERMINATED` (admins see `_elevated.reclaimed_at`), and `RESTORE`
+is `409`.
+
+The hypervisor's view wins between tasks: a guest that powers itself off or
+crashes shows `STOPPED` with `power_state` `SHUTDOWN` or `CRASHED`, one
+started or resumed behind the API's back `ACTIVE` again, within the
+adapter's sync interval (`[lifecycle] sync_interval_ms`, default 2 s), as
+Nova's power-state sync does.
 
 ## Project servers [/projects/{project_id}/servers]
 
@@ -1152,7 +1162,8 @@ CONFLICT = ["another task is still RUNNING on the server (except for LOCK and UN
             "the action may not start from the server's `virt_state` (see \"Task transitions\")",
             "the server is locked and the caller is not an admin (nor, for UNLOCK, the user who locked it)",
             "LOCK of a locked server, UNLOCK of an unlocked one",
-            "MOVE finds no other compute node with room in the placement that keeps the server's `affinity`"]
+            "MOVE finds no other compute node with room in the placement that keeps the server's `affinity`",
+            "RESTORE of a server that was reclaimed (its disk is deleted)"]
 tx(202, body={"action": "SNAPSHOT", "name": "web-1-before-upgrade"}, extra=("location",))
 tx(409, body={"action": "REBOOT"}, name="Busy", causes=CONFLICT)
 tx(202, body={"action": "LOCK"}, name="Lock", desc="LOCK completes at once, even while another task runs.", extra=("location",))
@@ -1381,9 +1392,9 @@ Every route of the contract (`../shared/spec/vnext-api.md`) is served and
 documented above. What the contract asks for beyond them and the code does not
 do yet:
 
-- Reclaiming terminated servers: a `TERMINATED` server can be restored at any
-  time; nothing deletes it for good yet, so `RESTORE` never answers that it
-  was reclaimed.
+- Nothing: every action runs on the fake driver's nodes. On libvirt nodes
+  (real QEMU guests) a network interface hot-plug and a live MOVE end the
+  task `ABORTED` with a message saying so (see docs/architecture.md).
 """)
 
 # ---------------------------------------------------------------- differences

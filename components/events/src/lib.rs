@@ -10,10 +10,18 @@
 //! compare-and-swap on each record per batch, which is what makes a burst
 //! of progress cheap. An event for an unknown task is 400 (the adapter must
 //! not retry it forever). Answers 204 on success.
+//!
+//! The same route takes the adapter's observations of servers outside any
+//! task (`{"observations": [...]}`, `vnext_core::events::ObservationBatch`:
+//! a guest that powered itself off or crashed, a reclaimed server), each
+//! applied to its server with one compare-and-swap (see
+//! `vnext_core::progress::apply_observation`). An observation of a server
+//! this API does not know is skipped, not refused: the adapter may hold
+//! servers of another deployment's store.
 
 use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
-use vnext_core::events::{EVENTS_SECRET_HEADER, TaskEvent};
+use vnext_core::events::{EVENTS_SECRET_HEADER, ObservationBatch, TaskEvent};
 use vnext_core::ids::parse_id;
 use vnext_core::model::{ServerRecord, TaskRecord};
 use vnext_core::routes::Component;
@@ -30,7 +38,7 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {
         ("internal_events", "POST") => {
             authenticate(&ctx).await?;
-            apply(&ctx.body)
+            if is_observation_batch(&ctx.body) { observe(&ctx.body) } else { apply(&ctx.body) }
         }
         (rel, method) => Err(ApiError::internal(format!("{method} {rel} has no handler in events"))),
     }
@@ -106,5 +114,34 @@ fn apply(body: &[u8]) -> ApiResult<Reply> {
         }
         Ok(t)
     })?;
+    Ok(Reply::empty(204))
+}
+
+/// Task events come as an array (or one event object); observations as an
+/// object with an `observations` member.
+fn is_observation_batch(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && body.windows(b"\"observations\"".len()).any(|w| w == b"\"observations\"")
+}
+
+fn observe(body: &[u8]) -> ApiResult<Reply> {
+    let batch: ObservationBatch = validate::parse_body(body)?;
+    if batch.observations.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("send at most {MAX_BATCH} observations at once")).field("observations"));
+    }
+    let kv = Kv::open()?;
+    for obs in &batch.observations {
+        let server_id = parse_id("server_id", &obs.server_id)?;
+        // Most sweeps change nothing: write only what an observation changes.
+        let Some(mut current) = kv.get_json::<ServerRecord>(&keys::server(&server_id))? else { continue };
+        if progress::apply_observation(&mut current, obs)? == progress::Observed::Ignored {
+            continue;
+        }
+        kv.update_json(&keys::server(&server_id), |s: Option<ServerRecord>| {
+            let mut s = s.ok_or_else(|| ApiError::bad_request(format!("no server {server_id}")).field("server_id"))?;
+            progress::apply_observation(&mut s, obs)?;
+            Ok(s)
+        })?;
+    }
     Ok(Reply::empty(204))
 }

@@ -243,6 +243,7 @@ async fn launch(ctx: &Ctx) -> ApiResult<Reply> {
             user_data: plan.user_data,
             affinity: plan.affinity,
             node_placement_id: predicted_placement,
+            reclaimed_at: None,
         };
         let mut task = TaskRecord::new(task_id.clone(), &server, TaskAction::Create, TaskArgs::default(), &who.user_id,
             create.items, &now, &mut new_id);

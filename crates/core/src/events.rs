@@ -102,3 +102,33 @@ pub struct TaskEvent {
     /// RFC 3339 UTC time of the transition.
     pub at: String,
 }
+
+/// What the adapter saw of a server outside any task: Nova's power-state
+/// sync (a guest that powered itself off, crashed, or was started behind
+/// the API's back) and the reclaim of a terminated server.
+///
+/// Observations are not numbered: each is a snapshot, and the API applies
+/// one only when it is newer than the server's last change (`at` >
+/// `updated_at`) and no task is running on the server (the task's own
+/// events report what it does). Applying one twice changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerObservation {
+    pub server_id: String,
+    /// The power state the hypervisor reports now.
+    pub power_state: PowerState,
+    /// The terminated server's disk and domain are gone for good: RESTORE
+    /// is no longer possible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reclaimed: bool,
+    /// RFC 3339 UTC time of the observation.
+    pub at: String,
+}
+
+/// Body of an events-route `POST` carrying observations (task events are
+/// sent as a bare array instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationBatch {
+    pub observations: Vec<ServerObservation>,
+}

@@ -305,6 +305,10 @@ pub struct ServerRecord {
     pub affinity: Option<Affinity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_placement_id: Option<String>,
+    /// When the adapter reclaimed the terminated server (its disk and
+    /// domain deleted): it stays readable as TERMINATED, RESTORE is 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimed_at: Option<String>,
 }
 
 impl ServerRecord {
@@ -338,6 +342,12 @@ impl ServerRecord {
     /// (LOCK and UNLOCK never reach the hypervisor and stay allowed).
     pub fn check_task_needs_node(&self, action: TaskAction) -> ApiResult<()> {
         use TaskAction as A;
+        if let Some(at) = self.reclaimed_at.as_deref().filter(|_| action == A::Restore) {
+            return Err(ApiError::conflict(format!(
+                "RESTORE is not possible: server {} was reclaimed at {at} (its disk is deleted); launch a new server",
+                self.id
+            )));
+        }
         if self.virt_state != VirtState::Error
             || self.compute_node_id.is_some()
             || matches!(action, A::Terminate | A::Lock | A::Unlock)
@@ -442,6 +452,7 @@ impl Serialize for Elevated<'_> {
         if self.admin {
             m.serialize_entry("compute_node_hostname", &self.server.compute_node_hostname)?;
             m.serialize_entry("properties", &self.server.elevated_properties)?;
+            m.serialize_entry("reclaimed_at", &self.server.reclaimed_at)?;
         }
         m.end()
     }
@@ -751,6 +762,7 @@ pub(crate) mod tests {
             user_data: Some("c2VjcmV0".into()),
             affinity: None,
             node_placement_id: None,
+            reclaimed_at: None,
         }
     }
 

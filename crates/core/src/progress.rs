@@ -20,8 +20,9 @@
 //!   cleared.
 
 use crate::error::{ApiError, ApiResult};
-use crate::events::{OperationState, StepState, TaskEvent};
-use crate::model::{ItemState, Networking, ServerRecord, TaskAction, TaskRecord, TaskState};
+use crate::events::{OperationState, ServerObservation, StepState, TaskEvent};
+use crate::hypervisor::PowerState;
+use crate::model::{ItemState, Networking, ServerRecord, TaskAction, TaskRecord, TaskState, VirtState};
 use crate::time;
 use crate::transitions;
 
@@ -170,6 +171,63 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
     }
     server.updated_at = at;
     Ok(())
+}
+
+/// What an observation changed on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Applied: the server record changed.
+    Changed,
+    /// Nothing to do: a task owns the server's state now, the observation
+    /// is older than the server's last change, or it says what the record
+    /// already says.
+    Ignored,
+}
+
+/// Applies an observation of the adapter (Nova's power-state sync) to the
+/// server. The virt_state follows the guest where Nova's sync would: an
+/// ACTIVE (or RESIZED / RESCUED) server whose guest went down or crashed is
+/// STOPPED, a STOPPED one whose guest runs again is ACTIVE, a guest paused
+/// or resumed behind the API's back moves between ACTIVE and PAUSED. A
+/// reclaimed TERMINATED server records when it was reclaimed.
+pub fn apply_observation(server: &mut ServerRecord, obs: &ServerObservation) -> ApiResult<Observed> {
+    let bad = || ApiError::bad_request(format!("at {:?} is not an RFC 3339 date-time", obs.at)).field("at");
+    let at = time::normalize(&obs.at).ok_or_else(bad)?;
+    let seen = time::parse(&at).ok_or_else(bad)?;
+    // Compared as times: the strings' fraction digits differ in width.
+    let stale = time::parse(&server.updated_at).is_some_and(|changed| seen < changed);
+    if server.current_task_id.is_some() || stale {
+        return Ok(Observed::Ignored);
+    }
+    use PowerState as P;
+    use VirtState as V;
+    let mut changed = false;
+    if obs.reclaimed {
+        if server.virt_state == V::Terminated && server.reclaimed_at.is_none() {
+            server.reclaimed_at = Some(at.clone());
+            server.compute_node_id = None;
+            server.compute_node_hostname = None;
+            changed = true;
+        }
+    } else if server.virt_state != V::Terminated && server.virt_state != V::ShelvedOffloaded {
+        let virt = match (server.virt_state, obs.power_state) {
+            (V::Active | V::Resized | V::Rescued | V::Paused, P::Shutdown | P::Crashed) => V::Stopped,
+            (V::Stopped, P::Running) => V::Active,
+            (V::Active, P::Paused) => V::Paused,
+            (V::Paused, P::Running) => V::Active,
+            (v, _) => v,
+        };
+        if server.power_state != Some(obs.power_state) || virt != server.virt_state {
+            server.power_state = Some(obs.power_state);
+            server.virt_state = virt;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(Observed::Ignored);
+    }
+    server.updated_at = at;
+    Ok(Observed::Changed)
 }
 
 #[cfg(test)]
@@ -336,5 +394,62 @@ mod tests {
         e.server_id = "s1".into();
         e.at = "yesterday".into();
         assert_eq!(apply_to_task(&mut t, &e).unwrap_err().field.as_deref(), Some("at"));
+    }
+
+    fn seen(power: PowerState, at: &str) -> ServerObservation {
+        ServerObservation { server_id: "s".into(), power_state: power, reclaimed: false, at: at.into() }
+    }
+
+    #[test]
+    fn a_guest_that_powered_itself_off_makes_an_active_server_stopped() {
+        let mut s = server();
+        s.virt_state = VirtState::Active;
+        s.power_state = Some(PowerState::Running);
+        s.current_task_id = None;
+        s.updated_at = "2026-01-01T00:00:00Z".into();
+        assert_eq!(apply_observation(&mut s, &seen(PowerState::Shutdown, "2026-01-01T00:00:05Z")).unwrap(), Observed::Changed);
+        assert_eq!((s.virt_state, s.power_state), (VirtState::Stopped, Some(PowerState::Shutdown)));
+        assert_eq!(s.updated_at, "2026-01-01T00:00:05.000000Z", "normalized");
+        // The same observation again changes nothing.
+        assert_eq!(apply_observation(&mut s, &seen(PowerState::Shutdown, "2026-01-01T00:00:07Z")).unwrap(), Observed::Ignored);
+        // Started behind the API's back: ACTIVE again.
+        apply_observation(&mut s, &seen(PowerState::Running, "2026-01-01T00:00:09Z")).unwrap();
+        assert_eq!((s.virt_state, s.power_state), (VirtState::Active, Some(PowerState::Running)));
+        apply_observation(&mut s, &seen(PowerState::Crashed, "2026-01-01T00:00:10Z")).unwrap();
+        assert_eq!((s.virt_state, s.power_state), (VirtState::Stopped, Some(PowerState::Crashed)));
+    }
+
+    #[test]
+    fn observations_yield_to_a_running_task_and_to_newer_changes() {
+        let mut s = server();
+        s.virt_state = VirtState::Active;
+        s.power_state = Some(PowerState::Running);
+        s.updated_at = "2026-01-01T00:00:10Z".into();
+        s.current_task_id = Some("t9".into());
+        let before = s.clone();
+        assert_eq!(apply_observation(&mut s, &seen(PowerState::Shutdown, "2026-01-01T00:00:20Z")).unwrap(), Observed::Ignored);
+        s.current_task_id = None;
+        assert_eq!(apply_observation(&mut s, &seen(PowerState::Shutdown, "2026-01-01T00:00:05Z")).unwrap(), Observed::Ignored);
+        assert_eq!(s.virt_state, before.virt_state);
+        assert!(apply_observation(&mut s, &seen(PowerState::Shutdown, "yesterday")).is_err());
+    }
+
+    #[test]
+    fn a_reclaimed_terminated_server_stays_terminated_and_cannot_be_restored() {
+        let mut s = server();
+        s.virt_state = VirtState::Terminated;
+        s.current_task_id = None;
+        s.updated_at = "2026-01-01T00:00:00Z".into();
+        s.compute_node_id = Some("n1".into());
+        let mut obs = seen(PowerState::Shutdown, "2026-01-02T00:00:00Z");
+        obs.reclaimed = true;
+        assert_eq!(apply_observation(&mut s, &obs).unwrap(), Observed::Changed);
+        assert_eq!(s.virt_state, VirtState::Terminated);
+        assert_eq!(s.reclaimed_at.as_deref(), Some("2026-01-02T00:00:00.000000Z"));
+        assert!(s.compute_node_id.is_none());
+        let err = s.check_task_needs_node(TaskAction::Restore).unwrap_err();
+        assert_eq!(err.status, 409);
+        // A power observation of a terminated server changes nothing.
+        assert_eq!(apply_observation(&mut s, &seen(PowerState::Running, "2026-01-03T00:00:00Z")).unwrap(), Observed::Ignored);
     }
 }

@@ -385,8 +385,12 @@ fn server() -> Value {
             "locked": ro(json!({ "type": "boolean" })),
             "_elevated": ro(json!({
                 "type": "object", "additionalProperties": false,
-                "properties": { "compute_node_hostname": nullable(json!({ "type": "string" })), "properties": property() },
-                "description": "Admins only: compute_node_hostname and elevated properties; {} for others."
+                "properties": {
+                    "compute_node_hostname": nullable(json!({ "type": "string" })),
+                    "properties": property(),
+                    "reclaimed_at": nullable(json!({ "type": "string", "format": "date-time" }))
+                },
+                "description": "Admins only: compute_node_hostname, elevated properties, and reclaimed_at (when a TERMINATED server's disk was deleted for good; null otherwise); {} for others."
             })),
             "_links": links()
         }

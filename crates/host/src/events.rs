@@ -12,7 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
-use vnext_core::events::{EVENTS_ROUTE, EVENTS_SECRET_HEADER, TaskEvent};
+use vnext_core::events::{EVENTS_ROUTE, EVENTS_SECRET_HEADER, ServerObservation, TaskEvent};
 use vnext_core::hypervisor as hv;
 use vnext_hypervisor::{Adapter, DeliveryError, EventSink, HttpEventSink};
 
@@ -45,30 +45,41 @@ impl InProcessSink {
 impl EventSink for InProcessSink {
     fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> vnext_hypervisor::BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let app = self
-                .inner
-                .app
-                .get()
-                .and_then(Weak::upgrade)
-                .ok_or_else(|| DeliveryError::new("the API is not loaded yet"))?;
             let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(e.to_string()))?;
-            let req = http::Request::post(format!("http://localhost{EVENTS_ROUTE}"))
-                .header(http::header::HOST, "localhost")
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .header(EVENTS_SECRET_HEADER, &self.inner.secret)
-                .body(Bytes::from(body))
-                .map_err(|e| DeliveryError::new(e.to_string()))?;
-            let outcome = app.handle(req, IN_PROCESS_PEER.into()).await;
-            let status = outcome.response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(DeliveryError::new(format!(
-                    "{EVENTS_ROUTE} answered {status}: {}",
-                    String::from_utf8_lossy(outcome.response.body())
-                )))
-            }
+            self.post(body).await
         })
+    }
+
+    fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> vnext_hypervisor::BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move { self.post(vnext_hypervisor::events::observations_body(observations)?).await })
+    }
+}
+
+impl InProcessSink {
+    /// Posts a body to the events route through the app, as the network would.
+    async fn post(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
+        let app = self
+            .inner
+            .app
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| DeliveryError::new("the API is not loaded yet"))?;
+        let req = http::Request::post(format!("http://localhost{EVENTS_ROUTE}"))
+            .header(http::header::HOST, "localhost")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(EVENTS_SECRET_HEADER, &self.inner.secret)
+            .body(Bytes::from(body))
+            .map_err(|e| DeliveryError::new(e.to_string()))?;
+        let outcome = app.handle(req, IN_PROCESS_PEER.into()).await;
+        let status = outcome.response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::new(format!(
+                "{EVENTS_ROUTE} answered {status}: {}",
+                String::from_utf8_lossy(outcome.response.body())
+            )))
+        }
     }
 }
 

@@ -21,6 +21,15 @@
 //!
 //! A spawn that fails is rolled back: its claim is released and the driver
 //! forgets the half-built server, so a later TERMINATE of it just completes.
+//!
+//! Between tasks, a lifecycle sweep (every `[lifecycle] sync_interval_ms`)
+//! does what Nova's periodic tasks do: it asks the driver for the power
+//! state of every idle server on a node and reports any difference from
+//! what the API was last told ([`EventSink::report`]: a guest that shut
+//! itself down or crashed shows STOPPED), and it reclaims terminated
+//! servers `reclaim_after_seconds` after their TERMINATE (the driver
+//! deletes disk and domain; the adapter keeps a tombstone so a later
+//! RESTORE aborts saying why, and reports the reclaim until acknowledged).
 
 use crate::driver::{Driver, StepError, StepRequest};
 use crate::drivers::{DriverKind, NodeDrivers};
@@ -37,9 +46,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use vnext_core::events::{OperationState, ServerRuntime, StepState, TaskEvent};
+use vnext_core::events::{OperationState, ServerObservation, ServerRuntime, StepState, TaskEvent};
 use vnext_core::hypervisor::{
-    Action, ComputeNode, ConsoleType, Diagnostics, HypervisorError, Operation, Placement,
+    Action, ComputeNode, ConsoleType, Diagnostics, HypervisorError, Operation, Placement, PowerState,
     Resources, RuntimeState, ServerSpec, Template,
 };
 
@@ -77,6 +86,10 @@ impl Default for AdapterOptions {
 pub const DEFAULT_CONCURRENT_DELIVERIES: usize = 2;
 /// Most events of one task sent in one delivery.
 pub const MAX_DELIVERY_BATCH: usize = 64;
+/// Most observations sent in one report (the events route takes 256).
+const OBSERVATION_BATCH: usize = 128;
+/// How often reclaims are looked for when the power sync is off.
+const RECLAIM_CHECK_MS: u64 = 1_000;
 
 /// The hypervisor adapter. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -109,6 +122,9 @@ struct State {
     /// Undelivered events per task; a key is present while its delivery
     /// worker runs.
     outbox: HashMap<String, VecDeque<TaskEvent>>,
+    /// The power state the API was last told of each server (by a step's
+    /// event or an observation); the lifecycle sweep reports differences.
+    reported_power: HashMap<String, PowerState>,
 }
 
 /// An operation and how far it got (journaled after every transition).
@@ -134,6 +150,15 @@ struct ServerRecord {
     /// The node it was on before terminate / shelve-offload.
     last_node_id: Option<String>,
     allocations: Vec<Allocation>,
+    /// When its TERMINATE completed (ms since the epoch), for reclaim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terminated_at_ms: Option<i64>,
+    /// Reclaimed: disk and domain deleted; only this tombstone is left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    reclaimed: bool,
+    /// The API acknowledged the reclaim.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    reclaim_reported: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +270,14 @@ impl Adapter {
         for server_id in resume_servers {
             tokio::spawn(adapter.clone().server_worker(server_id));
         }
+        {
+            let known: Vec<String> = adapter.inner.state.lock().unwrap().servers.iter()
+                .filter(|(_, r)| !r.reclaimed)
+                .map(|(id, _)| id.clone())
+                .collect();
+            adapter.inner.driver.recover(&known).await;
+        }
+        tokio::spawn(adapter.clone().lifecycle_worker());
         Ok(adapter)
     }
 
@@ -257,13 +290,16 @@ impl Adapter {
         Ok(self.inner.inventory.placements.clone())
     }
 
-    /// The template catalogue, in inventory order.
+    /// The template catalogue: the inventory's, in its order, then those
+    /// SNAPSHOT and BACKUP tasks added.
     pub async fn list_templates(&self) -> Result<Vec<Template>, HypervisorError> {
+        let made = self.inner.driver.templates();
         Ok(self
             .inner
             .inventory
             .templates
             .iter()
+            .chain(made.iter())
             .map(|t| Template {
                 id: t.id.clone(),
                 name: t.name.clone(),
@@ -370,31 +406,134 @@ impl Adapter {
         self.inner.driver.diagnostics(server_id).await
     }
 
-    /// Forgets a terminated server for good (RESTORE is no longer
-    /// possible). Not part of the WIT interface: the host calls it when a
-    /// terminated server's reclaim time has passed.
+    /// Deletes a terminated server's disk and domain for good (RESTORE is
+    /// no longer possible). The lifecycle sweep calls it once the
+    /// server's `reclaim_after_seconds` have passed; it is public for
+    /// operators' tools and tests. The adapter keeps a tombstone of the
+    /// server, so a RESTORE after it aborts with the reason.
     pub async fn reclaim(&self, server_id: &str) -> Result<(), HypervisorError> {
         {
             let mut state = self.inner.state.lock().unwrap();
             if state.queues.contains_key(server_id) {
                 return Err(HypervisorError::Invalid(format!("server {server_id} has operations in progress")));
             }
-            if let Some(record) = state.servers.get(server_id)
-                && (record.node_id.is_some() || !record.allocations.is_empty())
-            {
+            let record = state.servers.entry(server_id.to_string()).or_default();
+            if record.node_id.is_some() || !record.allocations.is_empty() {
                 return Err(HypervisorError::Invalid(format!(
                     "server {server_id} is not terminated; terminate it first"
                 )));
             }
-            state.servers.remove(server_id);
+            record.reclaimed = true;
+            record.last_node_id = None;
+            let json = serde_json::to_string(record).expect("records serialize");
+            state.reported_power.remove(server_id);
             if let Some(journal) = &self.inner.journal {
                 journal
-                    .save_server(server_id, None, None)
+                    .save_server(server_id, Some(&json), None)
                     .map_err(|e| HypervisorError::Unavailable(e.to_string()))?;
             }
         }
         self.inner.driver.forget(server_id).await;
         Ok(())
+    }
+
+    /// Runs one lifecycle sweep now (the worker runs one every
+    /// `sync_interval_ms`): reclaims what is due, then reports power states
+    /// that differ from what the API was told, and reclaims not yet
+    /// acknowledged. Returns how many observations the API took.
+    pub async fn sweep(&self) -> usize {
+        self.sweep_with(true).await
+    }
+
+    async fn sweep_with(&self, sync_power: bool) -> usize {
+        let lifecycle = self.inner.inventory.lifecycle;
+        let now = crate::time::now_unix_millis();
+        let reclaim_after_ms = (lifecycle.reclaim_after_seconds as i64).saturating_mul(1000);
+        let (idle, due) = {
+            let state = self.inner.state.lock().unwrap();
+            let free = |id: &String| !state.queues.contains_key(id);
+            let idle: Vec<String> =
+                state.servers.iter().filter(|(id, r)| r.node_id.is_some() && free(id)).map(|(id, _)| id.clone()).collect();
+            let due: Vec<String> = state
+                .servers
+                .iter()
+                .filter(|(id, r)| {
+                    r.node_id.is_none()
+                        && !r.reclaimed
+                        && r.terminated_at_ms.is_some_and(|t| now.saturating_sub(t) >= reclaim_after_ms)
+                        && free(id)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            (idle, due)
+        };
+        for id in &due {
+            match self.reclaim(id).await {
+                Ok(()) => eprintln!("vnext-hypervisor: reclaimed terminated server {id} (disk and domain deleted)"),
+                Err(e) => eprintln!("vnext-hypervisor: reclaiming server {id} failed: {e}; trying again at the next sweep"),
+            }
+        }
+        let at = crate::time::now_rfc3339();
+        let mut observations = Vec::new();
+        if sync_power {
+            for id in idle {
+                let Ok(seen) = self.inner.driver.server_state(&id).await else { continue };
+                let state = self.inner.state.lock().unwrap();
+                // An operation started meanwhile reports for itself.
+                if state.queues.contains_key(&id) || state.reported_power.get(&id) == Some(&seen.power_state) {
+                    continue;
+                }
+                observations.push(ServerObservation { server_id: id, power_state: seen.power_state, reclaimed: false, at: at.clone() });
+            }
+        }
+        {
+            let state = self.inner.state.lock().unwrap();
+            observations.extend(state.servers.iter().filter(|(_, r)| r.reclaimed && !r.reclaim_reported).map(|(id, _)| {
+                ServerObservation { server_id: id.clone(), power_state: PowerState::Shutdown, reclaimed: true, at: at.clone() }
+            }));
+        }
+        let mut taken = 0;
+        for batch in observations.chunks(OBSERVATION_BATCH) {
+            if let Err(e) = self.inner.sink.report(batch).await {
+                eprintln!("vnext-hypervisor: reporting {} server observation(s) failed: {e}; reporting again at the next sweep", batch.len());
+                break;
+            }
+            taken += batch.len();
+            let mut state = self.inner.state.lock().unwrap();
+            for obs in batch {
+                if obs.reclaimed {
+                    if let Some(r) = state.servers.get_mut(&obs.server_id) {
+                        r.reclaim_reported = true;
+                        let json = serde_json::to_string(r).expect("records serialize");
+                        if let Some(journal) = &self.inner.journal
+                            && let Err(e) = journal.save_server(&obs.server_id, Some(&json), None)
+                        {
+                            eprintln!("vnext-hypervisor: journaling the reclaim of {} failed: {e}", obs.server_id);
+                        }
+                    }
+                } else {
+                    state.reported_power.insert(obs.server_id.clone(), obs.power_state);
+                }
+            }
+        }
+        taken
+    }
+
+    async fn lifecycle_worker(self) {
+        let sync = self.inner.inventory.lifecycle.sync_interval_ms;
+        // Without a power sync, reclaims are still due: look once a second.
+        let tick = Duration::from_millis(if sync > 0 { sync } else { RECLAIM_CHECK_MS });
+        loop {
+            let stop = self.inner.stop.notified();
+            if self.stopping() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop => return,
+            }
+            self.sweep_with(sync > 0).await;
+        }
     }
 
     /// Waits until no operation runs and every event was delivered.
@@ -496,6 +635,9 @@ impl Adapter {
                         && let Some(node) = rt.compute_node_id.as_deref().and_then(|id| self.inner.inventory.node(id))
                     {
                         rt.placement_id = node.placement_ids.first().cloned();
+                    }
+                    if let Some(rt) = &runtime {
+                        self.inner.state.lock().unwrap().reported_power.insert(p.op.server_id.clone(), rt.power_state);
                     }
                     let last = i + 1 == steps;
                     if last {
@@ -677,6 +819,7 @@ impl Adapter {
                         node_id: None,
                         last_node_id: None,
                         allocations: vec![Allocation { node_id: node.clone(), resources: need, task_id: task }],
+                        ..Default::default()
                     },
                 );
                 Ok(Some(node))
@@ -722,6 +865,12 @@ impl Adapter {
             }
             Action::Restore | Action::Unshelve => {
                 let Some(record) = record else { return Ok(None) };
+                if record.reclaimed {
+                    return Err(format!(
+                        "server {} was reclaimed (its disk and domain are deleted), so it cannot come back",
+                        op.server_id
+                    ));
+                }
                 if record.node_id.is_some() {
                     // Not terminated / not offloaded: the driver decides.
                     return Ok(None);
@@ -833,6 +982,7 @@ fn settle(state: &mut State, p: &Progress) {
         (Action::Spawn(_) | Action::Move(_) | Action::Restore | Action::Unshelve, Some(target)) => {
             record.node_id = Some(target.clone());
             record.allocations = settled(target, &record.spec);
+            record.terminated_at_ms = None;
         }
         (Action::Resize(spec), Some(node)) => {
             record.spec = *spec;
@@ -843,6 +993,9 @@ fn settle(state: &mut State, p: &Progress) {
                 record.last_node_id = Some(node);
             }
             record.allocations.clear();
+            if matches!(p.op.action, Action::Terminate) {
+                record.terminated_at_ms = Some(crate::time::now_unix_millis());
+            }
         }
         _ => {}
     }

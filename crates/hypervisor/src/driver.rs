@@ -10,7 +10,7 @@
 //! The trait is object-safe (the adapter holds an `Arc<dyn Driver>`): async
 //! methods return boxed futures instead of using `async fn`.
 
-use crate::inventory::NodeConfig;
+use crate::inventory::{NodeConfig, TemplateConfig};
 use std::future::Future;
 use std::pin::Pin;
 use vnext_core::events::ServerRuntime;
@@ -101,6 +101,21 @@ pub trait Driver: Send + Sync {
     /// Drops everything about the server (a failed spawn, or a terminated
     /// server being reclaimed). Forgetting an unknown server is not an error.
     fn forget<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Called once after an adapter (re)start, with the servers the
+    /// journal holds: the driver matches them against the guests its
+    /// hypervisors run and logs what does not match (a guest no server
+    /// owns is left alone). The default has nothing to match.
+    fn recover<'a>(&'a self, known: &'a [String]) -> BoxFuture<'a, ()> {
+        let _ = known;
+        Box::pin(async {})
+    }
+
+    /// Templates the driver added to the catalogue (SNAPSHOT and BACKUP
+    /// make them), listed after the inventory's.
+    fn templates(&self) -> Vec<TemplateConfig> {
+        Vec::new()
+    }
 
     /// The driver's own record of a server, for the adapter's journal.
     /// Drivers whose state lives in the hypervisor (libvirt) keep the

@@ -121,6 +121,18 @@ impl Driver for NodeDrivers {
         })
     }
 
+    fn recover<'a>(&'a self, known: &'a [String]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for driver in self.drivers.values() {
+                driver.recover(known).await;
+            }
+        })
+    }
+
+    fn templates(&self) -> Vec<crate::inventory::TemplateConfig> {
+        self.drivers.values().flat_map(|d| d.templates()).collect()
+    }
+
     fn export_server(&self, server_id: &str) -> Option<Value> {
         let kind = self.servers.lock().unwrap().get(server_id).copied()?;
         let inner = self.drivers.get(&kind)?.export_server(server_id);

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::time::Duration;
-use vnext_core::events::{EVENTS_ROUTE, EVENTS_SECRET_HEADER, TaskEvent};
+use vnext_core::events::{EVENTS_ROUTE, EVENTS_SECRET_HEADER, ObservationBatch, ServerObservation, TaskEvent};
 
 /// Why an event was not acknowledged; the adapter logs it and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,21 @@ pub trait EventSink: Send + Sync {
     /// (a batch, so a burst of progress costs one request, not one each).
     /// `Ok` acknowledges all of them.
     fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
+    /// Reports what the adapter saw of servers outside any task (power
+    /// states, reclaims). `Ok` means the API took them; on `Err` the
+    /// adapter reports again at its next sweep. The default drops them,
+    /// for sinks that only follow tasks (tests).
+    fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        let _ = observations;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The body that carries observations to the events route.
+pub fn observations_body(observations: &[ServerObservation]) -> Result<Vec<u8>, DeliveryError> {
+    serde_json::to_vec(&ObservationBatch { observations: observations.to_vec() })
+        .map_err(|e| DeliveryError::new(format!("encoding observations: {e}")))
 }
 
 /// Posts each batch as a JSON array to `<api base URL>/internal/events`
@@ -115,19 +130,25 @@ impl HttpEventSink {
     }
 }
 
+impl HttpEventSink {
+    async fn post_within_timeout(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
+        match tokio::time::timeout(self.timeout, self.post(body)).await {
+            Ok(result) => result,
+            Err(_) => Err(DeliveryError::new(format!("POST {} got no answer within {:?}", self.url(), self.timeout))),
+        }
+    }
+}
+
 impl EventSink for HttpEventSink {
     fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))?;
-            match tokio::time::timeout(self.timeout, self.post(body)).await {
-                Ok(result) => result,
-                Err(_) => Err(DeliveryError::new(format!(
-                    "POST {} got no answer within {:?}",
-                    self.url(),
-                    self.timeout
-                ))),
-            }
+            self.post_within_timeout(body).await
         })
+    }
+
+    fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move { self.post_within_timeout(observations_body(observations)?).await })
     }
 }
 

@@ -87,6 +87,18 @@ impl FakeDriver {
         self.state.lock().unwrap().tokens.remove(token)
     }
 
+    /// What a guest does by itself, behind the API's back: powers itself
+    /// off, crashes, or is started by an operator. The adapter's lifecycle
+    /// sweep notices it and reports it (tests and demos of the power-state
+    /// sync). Unknown servers are ignored.
+    pub fn set_power_state(&self, server_id: &str, power: PowerState) {
+        let now = (self.clock)();
+        if let Some(s) = self.state.lock().unwrap().servers.get_mut(server_id) {
+            s.power = power;
+            s.booted_at_ms = if power == PowerState::Running { Some(now) } else { None };
+        }
+    }
+
     fn delay(&self, action: &Action) -> Duration {
         let ms = self
             .options

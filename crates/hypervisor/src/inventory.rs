@@ -42,12 +42,17 @@
 //! name = "tiny"
 //! kernel = "templates/tiny/vmlinuz" # paths relative to this file
 //! initrd = "templates/tiny/initramfs.gz"
-//! # or: image = "images/debian.qcow2" (a disk to boot, copied on write)
+//! # or: image = "images/debian.qcow2" (a disk to boot, copied on write);
+//! # kernel and image together: the kernel boots, the image is the root disk
 //! min_memory_mb = 64
 //!
 //! [libvirt]
 //! dir = "/var/lib/vnext"            # server disks and console logs
 //! shutdown_timeout_ms = 20000       # ACPI shutdown before destroy
+//!
+//! [lifecycle]
+//! sync_interval_ms = 2000           # power-state sync; 0: off
+//! reclaim_after_seconds = 86400     # RESTORE possible until then
 //!
 //! [driver]
 //! kind = "fake"
@@ -94,7 +99,37 @@ pub struct Inventory {
     /// The template catalogue, in file order.
     pub templates: Vec<TemplateConfig>,
     pub libvirt: LibvirtOptions,
+    /// Power-state sync and reclaim (the `[lifecycle]` table).
+    pub lifecycle: LifecycleOptions,
 }
+
+/// What the adapter does with servers between tasks, for every driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleOptions {
+    /// How often the adapter compares each idle server's power state with
+    /// what the API was last told, and reports a difference (Nova's power
+    /// state sync). `0` turns the sync off.
+    pub sync_interval_ms: u64,
+    /// How long a terminated server can still be RESTOREd before its disk
+    /// and domain are deleted (Nova's `reclaim_instance_interval`).
+    pub reclaim_after_seconds: u64,
+}
+
+impl Default for LifecycleOptions {
+    fn default() -> Self {
+        LifecycleOptions { sync_interval_ms: DEFAULT_SYNC_INTERVAL_MS, reclaim_after_seconds: DEFAULT_RECLAIM_AFTER_SECONDS }
+    }
+}
+
+/// Nova syncs power states every 10 minutes but also listens to libvirt's
+/// lifecycle events, so its users see a guest that shut itself down at
+/// once. We sweep instead of listening, so we sweep often: one state call
+/// per idle server every 2 s costs little on a node of tens of guests.
+pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 2_000;
+/// A day: long enough to undo a mistaken TERMINATE the next working day,
+/// short enough that deleted servers' disks do not pile up. Nova's default
+/// (0, delete at once) would make RESTORE useless.
+pub const DEFAULT_RECLAIM_AFTER_SECONDS: u64 = 86_400;
 
 /// A compute node as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +163,9 @@ pub enum Accel {
     Tcg,
 }
 
-/// A template of the catalogue: what a server boots from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A template of the catalogue: what a server boots from. Serialized for
+/// the templates SNAPSHOT and BACKUP add to the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct TemplateConfig {
     pub id: String,
     pub name: String,
@@ -140,11 +176,23 @@ pub struct TemplateConfig {
     pub rescue_template_id: Option<String>,
 }
 
+impl TemplateConfig {
+    /// The disk image a server's root disk is an overlay of, if any.
+    pub fn disk(&self) -> Option<&Path> {
+        match &self.boot {
+            TemplateBoot::Image { path } => Some(path),
+            TemplateBoot::Kernel { disk, .. } => disk.as_deref(),
+        }
+    }
+}
+
 /// How a template boots.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TemplateBoot {
-    /// Direct kernel boot; the server's root disk starts empty.
-    Kernel { kernel: PathBuf, initrd: Option<PathBuf>, cmdline: String },
+    /// Direct kernel boot; the server's root disk starts empty, or as a
+    /// copy-on-write overlay of `disk` (a snapshot of such a server).
+    Kernel { kernel: PathBuf, initrd: Option<PathBuf>, cmdline: String, disk: Option<PathBuf> },
     /// A disk image the server's root disk is a copy-on-write overlay of.
     Image { path: PathBuf },
 }
@@ -241,6 +289,14 @@ struct RawInventory {
     #[serde(default)]
     template: Vec<RawTemplate>,
     libvirt: Option<RawLibvirt>,
+    lifecycle: Option<RawLifecycle>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    sync_interval_ms: Option<u64>,
+    reclaim_after_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -376,7 +432,14 @@ impl Validator<'_> {
                 call_timeout_ms: l.call_timeout_ms.unwrap_or(DEFAULT_CALL_TIMEOUT_MS),
             },
         };
-        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt })
+        let lifecycle = match raw.lifecycle {
+            None => LifecycleOptions::default(),
+            Some(l) => LifecycleOptions {
+                sync_interval_ms: l.sync_interval_ms.unwrap_or(DEFAULT_SYNC_INTERVAL_MS),
+                reclaim_after_seconds: l.reclaim_after_seconds.unwrap_or(DEFAULT_RECLAIM_AFTER_SECONDS),
+            },
+        };
+        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt, lifecycle })
     }
 
     /// A path given in the file: relative to the file's directory, made
@@ -403,10 +466,11 @@ impl Validator<'_> {
                 return Err(self.err(&entry, "id or name is used by an earlier template; both must be unique"));
             }
             let boot = match (t.kernel, t.image) {
-                (Some(kernel), None) => TemplateBoot::Kernel {
+                (Some(kernel), disk) => TemplateBoot::Kernel {
                     kernel: self.relative(kernel),
                     initrd: t.initrd.map(|p| self.relative(p)),
                     cmdline: t.cmdline.unwrap_or_else(|| DEFAULT_CMDLINE.to_string()),
+                    disk: disk.map(|p| self.relative(p)),
                 },
                 (None, Some(image)) if t.initrd.is_none() && t.cmdline.is_none() => {
                     TemplateBoot::Image { path: self.relative(image) }
@@ -414,7 +478,7 @@ impl Validator<'_> {
                 (None, Some(_)) => {
                     return Err(self.err(&entry, "initrd and cmdline go with kernel, not with image"));
                 }
-                _ => return Err(self.err(&entry, "give either kernel (with optional initrd, cmdline) or image")),
+                _ => return Err(self.err(&entry, "give kernel (with optional initrd, cmdline, and image as its root disk) or image")),
             };
             rescue_refs.push((entry, t.rescue_template));
             out.push(TemplateConfig {

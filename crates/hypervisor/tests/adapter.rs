@@ -400,3 +400,67 @@ fn events_refused_before_a_restart_are_delivered_after_it() {
     assert_eq!(journal.pending_events().unwrap(), 0);
     assert!(journal.knows_task(&spawn.task_id).unwrap());
 }
+
+/// An adapter over a fake driver the test keeps a handle of, with manual
+/// lifecycle sweeps (`sync_interval_ms = 0`) and `reclaim_after_seconds`.
+async fn adapter_with_fake(reclaim_after_seconds: u64, sink: Arc<RecordingSink>) -> (Adapter, Arc<vnext_hypervisor::FakeDriver>) {
+    let inv = inventory(&format!("\n[lifecycle]\nsync_interval_ms = 0\nreclaim_after_seconds = {reclaim_after_seconds}\n"));
+    let vnext_hypervisor::inventory::DriverConfig::Fake(options) = inv.driver.clone();
+    let fake = Arc::new(vnext_hypervisor::FakeDriver::new(options, inv.nodes.clone()));
+    let adapter = Adapter::open(inv, fake.clone(), sink, fast_retry()).await.unwrap();
+    (adapter, fake)
+}
+
+#[tokio::test]
+async fn a_guest_that_powers_itself_off_is_reported_once_by_the_sweep() {
+    let sink = RecordingSink::new();
+    let (adapter, fake) = adapter_with_fake(3600, sink.clone()).await;
+    let s = id();
+    adapter.submit(spawn_op(&s, "vm", spec(512, 1, 10), &[NODE_SMALL])).await.unwrap();
+    settle(&adapter).await;
+    assert_eq!(adapter.sweep().await, 0, "the spawn's events already told the API it runs");
+    fake.set_power_state(&s, PowerState::Shutdown);
+    assert_eq!(adapter.sweep().await, 1);
+    let seen = sink.observations.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].server_id.as_str(), seen[0].power_state, seen[0].reclaimed), (s.as_str(), PowerState::Shutdown, false));
+    assert_eq!(adapter.sweep().await, 0, "a state already reported is not reported again");
+    fake.set_power_state(&s, PowerState::Crashed);
+    assert_eq!(adapter.sweep().await, 1);
+    // A task's own events report the state it leaves; the sweep stays quiet.
+    adapter.submit(op(&s, Action::PowerOn, &["POWERING_ON"])).await.unwrap();
+    settle(&adapter).await;
+    assert_eq!(adapter.sweep().await, 0);
+}
+
+#[tokio::test]
+async fn a_terminated_server_is_reclaimed_when_due_and_cannot_be_restored_after() {
+    let sink = RecordingSink::new();
+    let (adapter, _fake) = adapter_with_fake(3600, sink.clone()).await;
+    let s = id();
+    adapter.submit(spawn_op(&s, "vm", spec(512, 1, 10), &[NODE_SMALL])).await.unwrap();
+    adapter.submit(op(&s, Action::Terminate, &["TERMINATING"])).await.unwrap();
+    settle(&adapter).await;
+    adapter.sweep().await;
+    assert!(adapter.server_state(&s).await.is_ok(), "not due for an hour: still restorable");
+    assert!(sink.observations.lock().unwrap().iter().all(|o| !o.reclaimed));
+
+    let sink = RecordingSink::new();
+    let (adapter, _fake) = adapter_with_fake(0, sink.clone()).await;
+    adapter.submit(spawn_op(&s, "vm", spec(512, 1, 10), &[NODE_SMALL])).await.unwrap();
+    adapter.submit(op(&s, Action::Terminate, &["TERMINATING"])).await.unwrap();
+    settle(&adapter).await;
+    assert_eq!(adapter.sweep().await, 1);
+    let reclaims: Vec<_> = sink.observations.lock().unwrap().iter().filter(|o| o.reclaimed).cloned().collect();
+    assert_eq!(reclaims.len(), 1, "{reclaims:?}");
+    assert_eq!(reclaims[0].server_id, s);
+    assert!(matches!(adapter.server_state(&s).await, Err(HypervisorError::UnknownServer(_))), "the driver forgot it");
+    assert_eq!(adapter.sweep().await, 0, "an acknowledged reclaim is not reported again");
+    let restore = op(&s, Action::Restore, &["RESTORING"]);
+    adapter.submit(restore.clone()).await.unwrap();
+    settle(&adapter).await;
+    let events = sink.of_task(&restore.task_id);
+    let last = events.last().unwrap();
+    assert_eq!(last.operation_state, OperationState::Aborted);
+    assert!(last.error.as_deref().unwrap_or("").contains("reclaimed"), "{last:?}");
+}

@@ -4,7 +4,11 @@
 //! server id, so a domain is found from the id alone on any node. Its files
 //! live in `<dir>/<server-id>/`: `root.qcow2` (the root disk, a
 //! copy-on-write overlay of an image template or an empty disk for a kernel
-//! template) and `console.log` (the serial console, appended across boots).
+//! template) and `console.log` (the serial console, appended across boots),
+//! `rescue.qcow2` while the server is rescued (an overlay of the rescue
+//! template, booted with the root disk as a second disk), and
+//! `shelved.qcow2` once it is shelved (the root disk flattened, what
+//! UNSHELVE starts from).
 
 use crate::inventory::TemplateBoot;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,14 @@ impl ServerFiles {
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
     }
+
+    pub fn rescue_disk(&self) -> PathBuf {
+        self.dir.join("rescue.qcow2")
+    }
+
+    pub fn shelved_disk(&self) -> PathBuf {
+        self.dir.join("shelved.qcow2")
+    }
 }
 
 /// What a domain is made of.
@@ -65,6 +77,23 @@ pub struct DomainSpec<'a> {
     pub vcpus: u32,
     pub boot: &'a TemplateBoot,
     pub files: &'a ServerFiles,
+    /// Rescue mode: `boot` is the rescue template, its disk `rescue.qcow2`
+    /// is `vda` and the server's own root disk is `vdb` (volumes are left out).
+    pub rescue: bool,
+    /// Attached volumes: (file, target device such as `vdc`).
+    pub volumes: &'a [(PathBuf, String)],
+    /// Give the guest a qemu-guest-agent channel (UPDATE_PASSWORD).
+    pub agent: bool,
+}
+
+/// The `<disk>` element of a qcow2 file as virtio device `dev` (`vda`).
+pub fn disk_xml(file: &Path, dev: &str) -> String {
+    format!(
+        "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      \
+         <target dev='{}' bus='virtio'/>\n    </disk>\n",
+        path(file),
+        esc(dev)
+    )
 }
 
 /// Escapes text for an XML attribute or element.
@@ -95,7 +124,7 @@ pub fn domain_xml(d: &DomainSpec) -> String {
         return format!("{head}  <os><type>hvm</type></os>\n</domain>\n");
     }
     let os = match d.boot {
-        TemplateBoot::Kernel { kernel, initrd, cmdline } => {
+        TemplateBoot::Kernel { kernel, initrd, cmdline, .. } => {
             let initrd = initrd.as_ref().map(|p| format!("\n    <initrd>{}</initrd>", path(p))).unwrap_or_default();
             format!(
                 "    <kernel>{}</kernel>{initrd}\n    <cmdline>{} vnext.hostname={}</cmdline>\n",
@@ -106,13 +135,26 @@ pub fn domain_xml(d: &DomainSpec) -> String {
         }
         TemplateBoot::Image { .. } => "    <boot dev='hd'/>\n".to_string(),
     };
+    let mut disks = if d.rescue {
+        disk_xml(&d.files.rescue_disk(), "vda") + &disk_xml(&d.files.root_disk(), "vdb")
+    } else {
+        disk_xml(&d.files.root_disk(), "vda")
+    };
+    // A rescued guest boots with its root disk as vdb; volumes come back
+    // with UNRESCUE (Nova keeps them attached; this driver does not yet).
+    for (file, dev) in d.volumes.iter().filter(|_| !d.rescue) {
+        disks.push_str(&disk_xml(file, dev));
+    }
+    let agent = if d.agent {
+        "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n"
+    } else {
+        ""
+    };
     format!(
         "{head}  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n{os}  </os>\n  <features><acpi/></features>\n  \
-         <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n    \
-         <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{disk}'/>\n      \
-         <target dev='vda' bus='virtio'/>\n    </disk>\n    <serial type='file'>\n      <source path='{console}' append='on'/>\n      \
+         <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n\
+         {disks}{agent}    <serial type='file'>\n      <source path='{console}' append='on'/>\n      \
          <target port='0'/>\n    </serial>\n    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n  </devices>\n</domain>\n",
-        disk = path(&d.files.root_disk()),
         console = path(&d.files.console_log()),
     )
 }
@@ -122,19 +164,19 @@ mod tests {
     use super::*;
 
     fn kernel() -> TemplateBoot {
-        TemplateBoot::Kernel { kernel: "/t/vmlinuz".into(), initrd: Some("/t/initrd & co".into()), cmdline: "console=ttyS0".into() }
+        TemplateBoot::Kernel { kernel: "/t/vmlinuz".into(), initrd: Some("/t/initrd & co".into()), cmdline: "console=ttyS0".into(), disk: None }
     }
 
     #[test]
     fn qemu_domains_boot_the_template_with_the_hostname_and_log_the_console() {
         let files = ServerFiles::new(Path::new("/srv/vnext"), "s-1");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files });
+        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true });
         for want in [
             "<domain type='qemu'>", "<name>vnext-s-1</name>", "<uuid>s-1</uuid>", "<memory unit='MiB'>128</memory>",
             "<vcpu>2</vcpu>", "<kernel>/t/vmlinuz</kernel>", "<initrd>/t/initrd &amp; co</initrd>",
             "<cmdline>console=ttyS0 vnext.hostname=web-1</cmdline>", "<acpi/>", "/srv/vnext/s-1/root.qcow2",
-            "<source path='/srv/vnext/s-1/console.log' append='on'/>", "<graphics type='vnc'",
+            "<source path='/srv/vnext/s-1/console.log' append='on'/>", "<graphics type='vnc'", "org.qemu.guest_agent.0",
         ] {
             assert!(xml.contains(want), "{want} not in\n{xml}");
         }
@@ -144,9 +186,19 @@ mod tests {
     fn image_templates_boot_the_disk_and_test_domains_are_bare() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
         assert!(xml.contains("<boot dev='hd'/>") && !xml.contains("<kernel>") && xml.contains("type='kvm'"), "{xml}");
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
         assert!(xml.starts_with("<domain type='test'>") && !xml.contains("<devices>"), "{xml}");
+    }
+
+    #[test]
+    fn a_rescued_domain_boots_the_rescue_disk_with_the_root_disk_second() {
+        let files = ServerFiles::new(Path::new("/d"), "s");
+        let boot = kernel();
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false });
+        let rescue = xml.find("/d/s/rescue.qcow2").expect("rescue disk");
+        let root = xml.find("/d/s/root.qcow2").expect("root disk");
+        assert!(rescue < root && xml.contains("<target dev='vdb'"), "{xml}");
     }
 }

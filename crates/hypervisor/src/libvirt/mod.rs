@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vnext_core::events::{BlockDeviceInfo, ServerRuntime};
 use vnext_core::hypervisor::{
-    Action, ConsoleType, Diagnostics, DiskCounters, HypervisorError, PowerState, RuntimeState, ServerSpec,
+    Action, BlockDeviceArgs, ConsoleType, Diagnostics, DiskCounters, HypervisorError, PowerState, RuntimeState, ServerSpec,
 };
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -56,6 +56,10 @@ const POLL: Duration = Duration::from_millis(100);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The root disk size when neither the spec nor the template gives one.
 const MIN_ROOT_DISK_GB: u64 = 1;
+/// Where SNAPSHOT and BACKUP put the templates they make, under `[libvirt] dir`.
+const TEMPLATES_DIR: &str = "templates";
+/// Where attached volumes live, under `[libvirt] dir`.
+const VOLUMES_DIR: &str = "volumes";
 
 /// A server this driver placed: enough to define its domain again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +75,26 @@ struct Placed {
     /// stopped, as with Nova).
     #[serde(default)]
     was_running: Option<bool>,
+    /// Terminated: the domain is undefined on purpose (RESTORE defines it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    terminated: bool,
+    /// While rescued: the template the domain boots instead of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rescue_template_id: Option<String>,
+    /// Offloaded: no domain, no root disk; `shelved.qcow2` holds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    offloaded: bool,
+    /// Attached volumes, in attach order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    volumes: Vec<Volume>,
+}
+
+/// A volume attached to a server: `<dir>/volumes/<volume_id>.qcow2`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Volume {
+    volume_id: String,
+    /// Target device without `/dev/` (`vdb`, `vdc`, ...).
+    device: String,
 }
 
 /// One libvirt node.
@@ -94,6 +118,9 @@ struct Inner {
     dir: PathBuf,
     options: LibvirtOptions,
     servers: Mutex<HashMap<String, Placed>>,
+    /// Templates SNAPSHOT and BACKUP added (`<dir>/templates/<id>.json`
+    /// beside `<id>.qcow2`), read back at start.
+    made: Mutex<Vec<TemplateConfig>>,
 }
 
 /// The libvirt driver for the inventory's `driver = "libvirt"` nodes.
@@ -162,6 +189,7 @@ impl LibvirtDriver {
             inner: Arc::new(Inner {
                 nodes,
                 templates: inventory.templates.clone(),
+                made: Mutex::new(load_made_templates(&dir.join(TEMPLATES_DIR))),
                 dir,
                 options: inventory.libvirt.clone(),
                 servers: Mutex::new(HashMap::new()),
@@ -174,7 +202,9 @@ impl LibvirtDriver {
             let mut paths = vec![driver.inner.dir.clone()];
             for t in &driver.inner.templates {
                 match &t.boot {
-                    TemplateBoot::Kernel { kernel, initrd, .. } => paths.extend([Some(kernel.clone()), initrd.clone()].into_iter().flatten()),
+                    TemplateBoot::Kernel { kernel, initrd, disk, .. } => {
+                        paths.extend([Some(kernel.clone()), initrd.clone(), disk.clone()].into_iter().flatten())
+                    }
                     TemplateBoot::Image { path } => paths.push(path.clone()),
                 }
             }
@@ -290,25 +320,33 @@ impl LibvirtDriver {
                 power_state(&dom)
             })
             .await?;
+        let mut block_devices = vec![BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() }];
+        if let Some(p) = self.placed(server_id) {
+            block_devices.extend(p.volumes.iter().map(|v| BlockDeviceInfo { device: format!("/dev/{}", v.device), kind: "PERSISTENT".into() }));
+        }
         Ok(ServerRuntime {
             power_state: power,
             compute_node_id: Some(node.config.id.clone()),
             compute_node_hostname: Some(node.config.hostname.clone()),
             placement_id: None,
             interfaces: Vec::new(),
-            block_devices: vec![BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() }],
+            block_devices,
         })
     }
 
     fn template(&self, id: &str) -> Result<TemplateConfig, StepError> {
-        self.inner.templates.iter().find(|t| t.id == id).cloned().ok_or_else(|| {
-            aborted(format!("template {id} is not in this deployment's catalogue (the inventory's [[template]] entries)"))
+        let made = self.inner.made.lock().unwrap();
+        self.inner.templates.iter().chain(made.iter()).find(|t| t.id == id).cloned().ok_or_else(|| {
+            aborted(format!(
+                "template {id} is not in this deployment's catalogue (the inventory's [[template]] entries and \
+                 the snapshots taken since)"
+            ))
         })
     }
 
     /// The domain XML of a placed server on its node.
     async fn xml_of(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<String, StepError> {
-        let template = self.template(&placed.template_id)?;
+        let template = self.template(placed.rescue_template_id.as_deref().unwrap_or(&placed.template_id))?;
         let kind = if node.is_test() { DomainKind::Test } else { node.accel.decided().await };
         let files = self.files(server_id);
         Ok(domain_xml(&DomainSpec {
@@ -319,7 +357,72 @@ impl LibvirtDriver {
             vcpus: placed.spec.cpu_units,
             boot: &template.boot,
             files: &files,
+            rescue: placed.rescue_template_id.is_some(),
+            volumes: &placed.volumes.iter().map(|v| (self.volume_path(&v.volume_id), v.device.clone())).collect::<Vec<_>>(),
+            agent: true,
         }))
+    }
+
+    fn volume_path(&self, volume_id: &str) -> PathBuf {
+        self.inner.dir.join(VOLUMES_DIR).join(format!("{volume_id}.qcow2"))
+    }
+
+    /// ATTACH_BLOCK_DEVICE: the volume (created empty on first use: the
+    /// deployment has no volume service) hot-plugged as a virtio disk on
+    /// the device asked for or the first free one, and kept in the
+    /// domain's definition.
+    async fn attach_volume(&self, node: &Node, server_id: &str, placed: &Placed, args: &BlockDeviceArgs) -> Result<(), StepError> {
+        if placed.volumes.iter().any(|v| v.volume_id == args.volume_id) {
+            return Ok(()); // attached already (a step run again)
+        }
+        if let Some(other) = self.inner.servers.lock().unwrap().iter().find(|(id, p)| *id != server_id && p.volumes.iter().any(|v| v.volume_id == args.volume_id)) {
+            return Err(aborted(format!("volume {} is attached to server {} already; detach it there first", args.volume_id, other.0)));
+        }
+        let taken: Vec<&str> = placed.volumes.iter().map(|v| v.device.as_str()).collect();
+        let device = match args.device.as_deref().map(|d| d.trim_start_matches("/dev/")) {
+            Some(d) if !(d.len() == 3 && d.starts_with("vd") && (b'b'..=b'z').contains(&d.as_bytes()[2])) => {
+                return Err(aborted(format!("device {d:?} cannot be used: give vdb to vdz (vda is the root disk)")));
+            }
+            Some(d) if taken.contains(&d) => return Err(aborted(format!("device {d} is in use by another volume"))),
+            Some(d) => d.to_string(),
+            None => (b'b'..=b'z').map(|c| format!("vd{}", c as char)).find(|d| !taken.contains(&d.as_str()))
+                .ok_or_else(|| aborted("the server has no free virtio device left (vdb to vdz)"))?,
+        };
+        let file = self.volume_path(&args.volume_id);
+        if !node.is_test() && !file.exists() {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| aborted(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            self.qemu_img(&["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), file.as_os_str(), "1G".as_ref()], "creating the volume").await?;
+        }
+        let xml = domain::disk_xml(&file, &device);
+        let test = node.is_test();
+        self.on_domain(node, server_id, "attaching the volume", move |d| {
+            d.attach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("attach"))
+        })
+        .await?;
+        let mut changed = placed.clone();
+        changed.volumes.push(Volume { volume_id: args.volume_id.clone(), device });
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
+        Ok(())
+    }
+
+    /// DETACH_BLOCK_DEVICE: unplugged from the guest and its definition;
+    /// the volume's file stays for a later attach.
+    async fn detach_volume(&self, node: &Node, server_id: &str, placed: &Placed, args: &BlockDeviceArgs) -> Result<(), StepError> {
+        let Some(volume) = placed.volumes.iter().find(|v| v.volume_id == args.volume_id).cloned() else {
+            return Err(aborted(format!("volume {} is not attached to this server", args.volume_id)));
+        };
+        let xml = domain::disk_xml(&self.volume_path(&volume.volume_id), &volume.device);
+        let test = node.is_test();
+        self.on_domain(node, server_id, "detaching the volume", move |d| {
+            d.detach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("detach"))
+        })
+        .await?;
+        let mut changed = placed.clone();
+        changed.volumes.retain(|v| v.volume_id != volume.volume_id);
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
+        Ok(())
     }
 
     /// BLOCK_DEVICE_MAPPING of a spawn: the root disk.
@@ -338,7 +441,7 @@ impl LibvirtDriver {
         }
         let mut cmd = tokio::process::Command::new("qemu-img");
         cmd.args(["create", "-q", "-f", "qcow2"]);
-        if let TemplateBoot::Image { path } = &template.boot {
+        if let Some(path) = template.disk() {
             cmd.arg("-b").arg(path).args(["-F", image_format(path)]);
         }
         cmd.arg(&disk).arg(format!("{size_gb}G"));
@@ -369,8 +472,22 @@ impl LibvirtDriver {
         self.start(node, server_id).await
     }
 
-    /// Starts the domain unless it runs, and waits until it does.
+    /// Starts the domain unless it runs, and waits until it does. A domain
+    /// that went missing (undefined behind the adapter's back, a node
+    /// rebuilt) is defined again from the server's record first.
     async fn start(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        if let Some(placed) = self.placed(server_id) {
+            let xml = self.xml_of(node, server_id, &placed).await?;
+            let name = domain_name(server_id);
+            self.with_conn(&node.config.id, "defining the domain", move |c| {
+                if Domain::lookup_by_name(c, &name).is_err() {
+                    eprintln!("vnext-hypervisor: domain {name} was missing; defining it again from the server's record");
+                    Domain::define_xml(c, &xml).map_err(lv("defining the domain"))?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
         self.on_domain(node, server_id, "starting the domain", |d| {
             if !is_active(d)? {
                 d.create().map_err(lv("create"))?;
@@ -469,6 +586,10 @@ impl LibvirtDriver {
                 template_id,
                 booted_at_ms: None,
                 was_running: None,
+                terminated: false,
+                rescue_template_id: None,
+                offloaded: false,
+                volumes: Vec::new(),
             };
             self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
             return match step.step {
@@ -520,18 +641,15 @@ impl LibvirtDriver {
                     d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))
                 })
                 .await?;
-                return Ok(Some(ServerRuntime {
-                    power_state: PowerState::Shutdown,
-                    compute_node_id: None,
-                    compute_node_hostname: None,
-                    placement_id: None,
-                    interfaces: Vec::new(),
-                    block_devices: Vec::new(),
-                }));
+                if let Some(p) = self.inner.servers.lock().unwrap().get_mut(server_id) {
+                    p.terminated = true;
+                }
+                return Ok(Some(off_node()));
             }
             Action::Restore => {
                 let mut placed = placed.clone();
                 placed.node_id = node.config.id.clone();
+                placed.terminated = false;
                 self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
                 self.define_and_start(node, server_id, &placed).await?;
             }
@@ -571,6 +689,58 @@ impl LibvirtDriver {
                     self.take_was_running(server_id);
                 }
             },
+            // The task's id names the new template, so the user who asked
+            // for it knows what to launch from (templates are not an API
+            // resource). BACKUP is the same copy (no rotation here).
+            Action::Snapshot(name) | Action::Backup(name) => match step.step_index {
+                0 => self.copy_root_disk(node, server_id, &self.templates_dir().join(format!("{}.qcow2.part", op.task_id))).await?,
+                _ => self.register_snapshot(node, &placed, &op.task_id, name)?,
+            },
+            Action::Rescue(template_id) => self.rescue(node, server_id, &placed, template_id.as_deref()).await?,
+            Action::Unrescue => self.unrescue(node, server_id, &placed).await?,
+            Action::Shelve => match step.step_index {
+                0 => {
+                    self.shut_down(node, server_id).await?;
+                }
+                1 => self.copy_root_disk(node, server_id, &part_of(&self.files(server_id).shelved_disk())).await?,
+                _ => finish_part(&self.files(server_id).shelved_disk(), node.is_test())?,
+            },
+            Action::ShelveOffload => {
+                self.on_domain(node, server_id, "offloading", |d| {
+                    if is_active(d)? {
+                        d.destroy().map_err(lv("destroy"))?;
+                    }
+                    d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))
+                })
+                .await?;
+                let root = self.files(server_id).root_disk();
+                if root.exists() && (node.is_test() || self.files(server_id).shelved_disk().exists()) {
+                    std::fs::remove_file(&root).map_err(|e| aborted(format!("cannot remove the root disk: {e}")))?;
+                }
+                if let Some(p) = self.inner.servers.lock().unwrap().get_mut(server_id) {
+                    p.offloaded = true;
+                }
+                return Ok(Some(off_node()));
+            }
+            Action::Unshelve => self.unshelve(node, server_id, &placed).await?,
+            Action::Move(args) => self.move_step(step, node, server_id, &placed, args.live).await?,
+            Action::AttachBlockDevice(args) => self.attach_volume(node, server_id, &placed, args).await?,
+            Action::DetachBlockDevice(args) => self.detach_volume(node, server_id, &placed, args).await?,
+            // Through qemu-guest-agent (the domain has its channel); a guest
+            // without the agent does not answer and the task aborts saying so.
+            Action::UpdatePassword(password) => {
+                let password = password.clone();
+                self.on_domain(node, server_id, "setting the password", move |d| {
+                    d.set_user_password("root", &password, 0).map(|_| ()).map_err(|e| {
+                        format!(
+                            "UPDATE_PASSWORD goes through qemu-guest-agent in the guest, which did not do it ({}); \
+                             the server's template needs the agent installed and running",
+                            e.message()
+                        )
+                    })
+                })
+                .await?;
+            }
             other => {
                 return Err(aborted(format!(
                     "{} is not available on libvirt nodes yet (node {}); the fake driver's nodes offer it",
@@ -580,6 +750,243 @@ impl LibvirtDriver {
             }
         }
         Ok(Some(self.runtime(node, server_id).await?))
+    }
+
+    fn templates_dir(&self) -> PathBuf {
+        self.inner.dir.join(TEMPLATES_DIR)
+    }
+
+    /// Runs `qemu-img` under the call deadline; the error names `what`.
+    async fn qemu_img(&self, args: &[&std::ffi::OsStr], what: &str) -> Result<(), StepError> {
+        let deadline = Duration::from_millis(self.inner.options.call_timeout_ms);
+        let out = tokio::time::timeout(deadline, tokio::process::Command::new("qemu-img").args(args).output())
+            .await
+            .map_err(|_| StepError::TimedOut(format!("qemu-img did not finish {what} within {} s", deadline.as_secs())))?
+            .map_err(|e| aborted(format!("cannot run qemu-img (install qemu-utils): {e}")))?;
+        if !out.status.success() {
+            return Err(aborted(format!("qemu-img failed {what}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(())
+    }
+
+    /// Copies the server's root disk, flattened (no backing file), to
+    /// `to`. A running guest is paused during the copy so the copy is one
+    /// moment of its disk (as Nova's snapshot without a guest agent to
+    /// freeze file systems), then resumed.
+    async fn copy_root_disk(&self, node: &Node, server_id: &str, to: &Path) -> Result<(), StepError> {
+        if node.is_test() || finished(to).exists() {
+            return Ok(()); // no disks on the test driver; or a step run again
+        }
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| aborted(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let name = domain_name(server_id);
+        let paused = self
+            .with_conn(&node.config.id, "pausing for the copy", move |c| {
+                let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                let (state, _) = dom.get_state().map_err(lv("reading the domain state"))?;
+                if state == virt::sys::VIR_DOMAIN_RUNNING {
+                    dom.suspend().map_err(lv("suspend"))?;
+                    return Ok(true);
+                }
+                Ok(false)
+            })
+            .await?;
+        let root = self.files(server_id).root_disk();
+        // -U: QEMU holds the image's lock while the domain exists.
+        let copied = self
+            .qemu_img(&["convert".as_ref(), "-U".as_ref(), "-q".as_ref(), "-O".as_ref(), "qcow2".as_ref(), root.as_os_str(), to.as_os_str()], "copying the root disk")
+            .await;
+        if paused {
+            self.on_domain(node, server_id, "resuming after the copy", |d| d.resume().map(|_| ()).map_err(lv("resume"))).await?;
+        }
+        if copied.is_err() {
+            let _ = std::fs::remove_file(to);
+        }
+        copied
+    }
+
+    /// UPLOADING of SNAPSHOT and BACKUP: the copy becomes template
+    /// `template_id` of the catalogue, booting as the server's template
+    /// does, from the copied disk.
+    fn register_snapshot(&self, node: &Node, placed: &Placed, template_id: &str, name: &str) -> Result<(), StepError> {
+        if self.inner.made.lock().unwrap().iter().any(|t| t.id == template_id) {
+            return Ok(()); // a step run again
+        }
+        let source = self.template(&placed.template_id)?;
+        let image = self.templates_dir().join(format!("{template_id}.qcow2"));
+        finish_part(&image, node.is_test())?;
+        let disk = (!node.is_test()).then(|| image.clone());
+        let boot = match source.boot {
+            TemplateBoot::Kernel { kernel, initrd, cmdline, disk: old } => TemplateBoot::Kernel { kernel, initrd, cmdline, disk: disk.or(old) },
+            TemplateBoot::Image { path } => TemplateBoot::Image { path: disk.unwrap_or(path) },
+        };
+        let template = TemplateConfig {
+            id: template_id.to_string(),
+            name: name.to_string(),
+            boot,
+            min_memory_mb: source.min_memory_mb,
+            min_disk_gb: placed.spec.root_disk_gb.max(source.min_disk_gb),
+            rescue_template_id: source.rescue_template_id,
+        };
+        let dir = self.templates_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| aborted(format!("cannot create {}: {e}", dir.display())))?;
+        let json = serde_json::to_vec_pretty(&template).expect("templates serialize");
+        let record = dir.join(format!("{template_id}.json"));
+        std::fs::write(part_of(&record), json)
+            .and_then(|_| std::fs::rename(part_of(&record), &record))
+            .map_err(|e| aborted(format!("cannot record the template in {}: {e}", record.display())))?;
+        self.inner.made.lock().unwrap().push(template);
+        Ok(())
+    }
+
+    /// RESCUE: the domain boots the rescue template (the argument, else
+    /// the server template's rescue template, else the server's own) from
+    /// a fresh overlay, with the server's root disk attached second.
+    async fn rescue(&self, node: &Node, server_id: &str, placed: &Placed, asked: Option<&str>) -> Result<(), StepError> {
+        let own = self.template(&placed.template_id)?;
+        let rescue_id = asked.map(str::to_owned).or(own.rescue_template_id.clone()).unwrap_or(own.id.clone());
+        let rescue = self.template(&rescue_id)?;
+        self.shut_down(node, server_id).await?;
+        let disk = self.files(server_id).rescue_disk();
+        if !node.is_test() {
+            let _ = std::fs::remove_file(&disk);
+            let size = format!("{}G", rescue.min_disk_gb.max(MIN_ROOT_DISK_GB));
+            let mut args: Vec<std::ffi::OsString> = vec!["create".into(), "-q".into(), "-f".into(), "qcow2".into()];
+            if let Some(base) = rescue.disk() {
+                args.extend(["-b".into(), base.as_os_str().to_owned(), "-F".into(), image_format(base).into()]);
+            }
+            args.extend([disk.as_os_str().to_owned(), size.into()]);
+            let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            self.qemu_img(&refs, "creating the rescue disk").await?;
+        }
+        let mut rescued = placed.clone();
+        rescued.rescue_template_id = Some(rescue.id);
+        self.redefine(node, server_id, &rescued).await?;
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), rescued);
+        self.start(node, server_id).await
+    }
+
+    /// UNRESCUE: the rescue guest is stopped (no need to be gentle with
+    /// it, as Nova), the server's own definition is back, and it boots.
+    async fn unrescue(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        self.on_domain(node, server_id, "stopping the rescue guest", |d| {
+            if is_active(d)? { d.destroy().map_err(lv("destroy")) } else { Ok(()) }
+        })
+        .await?;
+        let mut back = placed.clone();
+        back.rescue_template_id = None;
+        self.redefine(node, server_id, &back).await?;
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), back);
+        let _ = std::fs::remove_file(self.files(server_id).rescue_disk());
+        self.start(node, server_id).await
+    }
+
+    /// UNSHELVE: an offloaded server's flattened disk becomes its root
+    /// disk again on the node the adapter chose, defined and started; a
+    /// server still on its node just starts.
+    async fn unshelve(&self, node: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        let files = self.files(server_id);
+        let mut back = placed.clone();
+        if placed.offloaded && !node.is_test() {
+            let shelved = files.shelved_disk();
+            if shelved.exists() {
+                std::fs::rename(&shelved, files.root_disk())
+                    .map_err(|e| aborted(format!("cannot restore the shelved disk: {e}")))?;
+            } else if !files.root_disk().exists() {
+                return Err(aborted(format!("the shelved disk of server {server_id} is gone ({})", shelved.display())));
+            }
+        } else {
+            let _ = std::fs::remove_file(files.shelved_disk());
+        }
+        back.node_id = node.config.id.clone();
+        back.offloaded = false;
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), back.clone());
+        self.define_and_start(node, server_id, &back).await
+    }
+
+    /// MOVE, cold (Nova's cold migration): PREPARING stops the guest on
+    /// its node, MIGRATING defines it on the target node's daemon and
+    /// undefines it on the source (the disks stay where they are: nodes
+    /// of one adapter share `[libvirt] dir`, on shared storage across
+    /// machines), FINALIZING starts it there if it ran. A live MOVE asks
+    /// the source daemon to migrate the running guest (peer to peer); when
+    /// libvirt refuses, the task aborts naming the cold MOVE.
+    async fn move_step(&self, step: StepRequest<'_>, target: &Node, server_id: &str, placed: &Placed, live: bool) -> Result<(), StepError> {
+        let source = self.node(&placed.node_id)?;
+        if live {
+            return match step.step_index {
+                0 => Ok(()),
+                1 => self.live_migrate(source, target, server_id, placed).await,
+                _ => Ok(()),
+            };
+        }
+        match step.step_index {
+            0 => self.stop_for_change(source, server_id).await,
+            1 => {
+                let mut moved = placed.clone();
+                moved.node_id = target.config.id.clone();
+                let xml = self.xml_of(target, server_id, &moved).await?;
+                let name = domain_name(server_id);
+                if source.uri != target.uri {
+                    let n = name.clone();
+                    self.with_conn(&target.config.id, "defining the domain on the target node", move |c| {
+                        Domain::define_xml(c, &xml).map(|_| ()).map_err(lv("defining the domain"))?;
+                        let _ = n;
+                        Ok(())
+                    })
+                    .await?;
+                    self.with_conn(&source.config.id, "undefining the domain on the source node", move |c| {
+                        if let Ok(dom) = Domain::lookup_by_name(c, &name) {
+                            dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                } else {
+                    // One daemon serves both nodes: the same domain, defined
+                    // again as the target node runs guests (KVM or TCG).
+                    self.with_conn(&target.config.id, "redefining the domain", move |c| {
+                        Domain::define_xml(c, &xml).map(|_| ()).map_err(lv("redefining the domain"))
+                    })
+                    .await?;
+                }
+                self.inner.servers.lock().unwrap().insert(server_id.to_string(), moved);
+                Ok(())
+            }
+            _ => self.restart_if_it_ran(target, server_id).await,
+        }
+    }
+
+    async fn live_migrate(&self, source: &Node, target: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        let refuse = |why: String| {
+            aborted(format!(
+                "a live MOVE from {} to {} is not possible: {why}; MOVE the server cold (\"live\": false) instead",
+                source.config.hostname, target.config.hostname
+            ))
+        };
+        if source.uri == target.uri {
+            return Err(refuse("both nodes are the same libvirt daemon".into()));
+        }
+        if source.is_test() || target.is_test() {
+            return Err(refuse("libvirt's test driver does not migrate".into()));
+        }
+        let name = domain_name(server_id);
+        let dest = target.uri.clone();
+        let flags = virt::sys::VIR_MIGRATE_LIVE
+            | virt::sys::VIR_MIGRATE_PEER2PEER
+            | virt::sys::VIR_MIGRATE_PERSIST_DEST
+            | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+        self.with_conn(&source.config.id, "a live migration", move |c| {
+            let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+            dom.migrate_to_uri(&dest, flags, None, 0).map_err(|e| e.message().to_string())
+        })
+        .await
+        .map_err(|e| refuse(e.message().to_string()))?;
+        let mut moved = placed.clone();
+        moved.node_id = target.config.id.clone();
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), moved);
+        Ok(())
     }
 
     /// The first step of RESIZE and REBUILD: note whether the guest runs,
@@ -663,6 +1070,67 @@ fn unreachable_by_others(path: &Path) -> Option<PathBuf> {
         .filter_map(|dir| std::fs::metadata(dir).ok().map(|m| (dir, m)))
         .find(|(_, m)| m.is_dir() && m.permissions().mode() & 0o001 == 0)
         .map(|(dir, _)| dir.to_path_buf())
+}
+
+/// Where a file is written before it is complete: `<file>.part`.
+fn part_of(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}
+
+/// The file a `.part` file becomes (the path itself otherwise).
+fn finished(path: &Path) -> PathBuf {
+    match path.to_str().and_then(|p| p.strip_suffix(".part")) {
+        Some(done) => PathBuf::from(done),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Makes `<file>.part` the complete `file` (a no-op once done, and on the
+/// test driver, which has no files).
+fn finish_part(file: &Path, test: bool) -> Result<(), StepError> {
+    if test || file.exists() {
+        return Ok(());
+    }
+    std::fs::rename(part_of(file), file).map_err(|e| aborted(format!("cannot complete {}: {e}", file.display())))
+}
+
+/// A server that is on no node any more (terminated, offloaded).
+fn off_node() -> ServerRuntime {
+    ServerRuntime {
+        power_state: PowerState::Shutdown,
+        compute_node_id: None,
+        compute_node_hostname: None,
+        placement_id: None,
+        interfaces: Vec::new(),
+        block_devices: Vec::new(),
+    }
+}
+
+/// The templates earlier SNAPSHOTs and BACKUPs made; unreadable records
+/// are reported and skipped.
+fn load_made_templates(dir: &Path) -> Vec<TemplateConfig> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+            Ok(t) => out.push(t),
+            Err(e) => eprintln!("vnext-hypervisor: skipping template record {}: {e}", path.display()),
+        }
+    }
+    out.sort_by(|a: &TemplateConfig, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Hot-plug flags: the definition, and the running guest if it runs.
+/// (libvirt's test driver changes only the running guest.)
+fn device_flags(d: &Domain, test: bool) -> Result<u32, String> {
+    if test {
+        return Ok(virt::sys::VIR_DOMAIN_AFFECT_CURRENT);
+    }
+    let live = if is_active(d)? { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
+    Ok(virt::sys::VIR_DOMAIN_AFFECT_CONFIG | live)
 }
 
 fn image_format(path: &Path) -> &'static str {
@@ -790,6 +1258,59 @@ impl Driver for LibvirtDriver {
             }
             let _ = std::fs::remove_dir_all(self.files(server_id).dir);
         })
+    }
+
+    fn recover<'a>(&'a self, known: &'a [String]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // Nodes may share a daemon (one URI): list each daemon once.
+            let mut by_uri: HashMap<&str, &Node> = HashMap::new();
+            for node in self.inner.nodes.values() {
+                by_uri.entry(node.uri.as_str()).or_insert(node);
+            }
+            let mut running: HashMap<String, String> = HashMap::new();
+            for (uri, node) in by_uri {
+                let listed = self
+                    .with_conn(&node.config.id, "listing domains", |c| {
+                        let doms = c.list_all_domains(0).map_err(lv("listing domains"))?;
+                        Ok(doms.iter().filter_map(|d| d.get_name().ok()).collect::<Vec<String>>())
+                    })
+                    .await;
+                match listed {
+                    Ok(names) => {
+                        for name in names {
+                            if let Some(id) = name.strip_prefix("vnext-") {
+                                running.insert(id.to_string(), uri.to_string());
+                            }
+                        }
+                    }
+                    Err(e) => eprintln!("vnext-hypervisor: cannot match domains at {uri} after the start: {}", e.message()),
+                }
+            }
+            let placed = self.inner.servers.lock().unwrap().clone();
+            let mut matched = 0;
+            for (id, uri) in &running {
+                if placed.contains_key(id) && known.contains(id) {
+                    matched += 1;
+                } else {
+                    eprintln!(
+                        "vnext-hypervisor: domain vnext-{id} at {uri} belongs to no server this adapter knows                          (not in its journal); left alone"
+                    );
+                }
+            }
+            for (id, p) in placed.iter().filter(|(id, p)| !p.terminated && !running.contains_key(*id)) {
+                let host = self.inner.nodes.get(&p.node_id).map(|n| n.config.hostname.as_str()).unwrap_or("?");
+                eprintln!(
+                    "vnext-hypervisor: server {id} has no domain on node {host}; its next start defines it again"
+                );
+            }
+            if !running.is_empty() || !placed.is_empty() {
+                eprintln!("vnext-hypervisor: after the start, {matched} domain(s) matched journaled servers");
+            }
+        })
+    }
+
+    fn templates(&self) -> Vec<TemplateConfig> {
+        self.inner.made.lock().unwrap().clone()
     }
 
     fn export_server(&self, server_id: &str) -> Option<serde_json::Value> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use vnext_core::events::TaskEvent;
+use vnext_core::events::{ServerObservation, TaskEvent};
 use vnext_core::hypervisor::{Action, Operation, ServerSpec, SpawnArgs};
 use vnext_hypervisor::{BoxFuture, DeliveryError, EventSink};
 
@@ -103,6 +103,8 @@ pub struct RecordingSink {
     pub attempts: AtomicU32,
     /// Acknowledged deliveries (each a batch of one task's events).
     pub batches: AtomicU32,
+    /// Observations reported by lifecycle sweeps.
+    pub observations: Mutex<Vec<ServerObservation>>,
 }
 
 impl RecordingSink {
@@ -143,6 +145,13 @@ impl EventSink for RecordingSink {
             assert!(batch.windows(2).all(|w| w[0].seq < w[1].seq), "a batch out of order");
             self.batches.fetch_add(1, Ordering::SeqCst);
             self.events.lock().unwrap().extend(batch.iter().cloned());
+            Ok(())
+        })
+    }
+
+    fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            self.observations.lock().unwrap().extend(observations.iter().cloned());
             Ok(())
         })
     }
