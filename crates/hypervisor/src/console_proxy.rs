@@ -18,6 +18,12 @@
 //!    does) and then copies websocket binary frames to the TCP connection
 //!    and TCP bytes to binary frames, until either side closes.
 //!
+//! 3. With `[console_proxy] web` (noVNC's directory, e.g. Debian's
+//!    `/usr/share/novnc`), plain `GET`s of other paths serve its files, as
+//!    nova-novncproxy does, so the console URI opens in a browser; without
+//!    it, `public_url` must point where noVNC's pages are served with the
+//!    proxy behind the same origin.
+//!
 //! Why this way: QEMU's VNC server listens on the compute node's loopback
 //! (`<graphics type='vnc' listen='127.0.0.1'/>`), never on a public
 //! address, and browsers speak websockets, not raw TCP. A proxy in the
@@ -55,6 +61,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -134,10 +141,12 @@ struct Entry {
     used: bool,
 }
 
-/// The token store, shared by the handle and the accept loop.
+/// The token store, shared by the handle and the accept loop (with the
+/// optional web directory).
 struct Tokens {
     ttl: Duration,
     map: Mutex<HashMap<String, Entry>>,
+    web: Mutex<Option<PathBuf>>,
 }
 
 impl Tokens {
@@ -202,7 +211,15 @@ impl ConsoleProxy {
     /// tokio runtime.
     pub async fn start(options: &ConsoleProxyOptions) -> std::io::Result<ConsoleProxy> {
         let listener = TcpListener::bind(options.listen).await?;
-        Self::serve(listener, options.public_url.clone(), options.token_ttl)
+        let proxy = Self::serve(listener, options.public_url.clone(), options.token_ttl)?;
+        Ok(proxy.with_web(options.web.clone()))
+    }
+
+    /// Serves the files of `dir` (noVNC's web client) on plain `GET`s
+    /// (`None`: serves none).
+    pub fn with_web(self, dir: Option<PathBuf>) -> ConsoleProxy {
+        *self.running.tokens.web.lock().unwrap() = dir;
+        self
     }
 
     /// Serves on a bound listener; `public_url` `None` means
@@ -212,7 +229,7 @@ impl ConsoleProxy {
         let public_url = public_url
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{local_addr}"));
-        let tokens = Arc::new(Tokens { ttl: token_ttl, map: Mutex::new(HashMap::new()) });
+        let tokens = Arc::new(Tokens { ttl: token_ttl, map: Mutex::new(HashMap::new()), web: Mutex::new(None) });
         let accept = tokio::spawn(accept_loop(listener, tokens.clone())).abort_handle();
         Ok(ConsoleProxy { running: Arc::new(Running { tokens, public_url, local_addr, accept }) })
     }
@@ -368,8 +385,47 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
+/// A file of the web directory for a plain `GET` (no `..`, no hidden
+/// files; `/` is `vnc.html`).
+async fn web_file(dir: &Path, path: &str) -> Response<Full<Bytes>> {
+    let rel = Path::new(path.trim_start_matches('/'));
+    let rel = if rel.as_os_str().is_empty() { Path::new("vnc.html") } else { rel };
+    let safe = rel.components().all(|c| matches!(c, Component::Normal(n) if !n.to_string_lossy().starts_with('.')));
+    let file = dir.join(rel);
+    let body = match safe {
+        true => tokio::fs::read(&file).await.ok(),
+        false => None,
+    };
+    let Some(body) = body else {
+        return error_reply(StatusCode::NOT_FOUND, &format!("{path} is not a file of the console's web client"));
+    };
+    let kind = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript",
+        "css" => "text/css",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "json" => "application/json",
+        "ttf" => "font/ttf",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
 async fn handle(tokens: Arc<Tokens>, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    let upgrade = header_has(req.headers(), header::UPGRADE, "websocket");
+    let web = tokens.web.lock().unwrap().clone();
+    if let Some(dir) = web.filter(|_| !upgrade && req.method() == Method::GET && path != "/websockify") {
+        if path != "/" || req.uri().query().is_none() {
+            return web_file(&dir, path).await;
+        }
+    }
     if !matches!(path, "/" | "/websockify" | "/console") {
         return error_reply(
             StatusCode::NOT_FOUND,
@@ -793,7 +849,7 @@ mod tests {
 
     #[test]
     fn a_token_is_redeemed_once_and_not_after_its_ttl() {
-        let tokens = Tokens { ttl: Duration::from_millis(30), map: Mutex::new(HashMap::new()) };
+        let tokens = Tokens { ttl: Duration::from_millis(30), map: Mutex::new(HashMap::new()), web: Mutex::new(None) };
         let target = ConsoleTarget { server_id: "s".into(), kind: ConsoleType::Novnc, address: "127.0.0.1:5900".into() };
         let t = tokens.issue(target.clone());
         assert_eq!(tokens.redeem(&t), Ok(target.clone()));

@@ -54,6 +54,7 @@
 //! listen = "127.0.0.1:6080"         # default
 //! public_url = "https://console.example.org:6080" # default http://<listen>
 //! token_ttl_seconds = 600           # default: a console URI works 10 min
+//! web = "/usr/share/novnc"          # optional: serve noVNC's pages too
 //!
 //! [driver]
 //! kind = "fake"
@@ -120,6 +121,11 @@ pub struct ConsoleProxyOptions {
     pub public_url: Option<String>,
     /// How long an issued console token can be used.
     pub token_ttl: std::time::Duration,
+    /// A directory of noVNC's web client (e.g. `/usr/share/novnc` of
+    /// Debian's `novnc` package) the proxy serves next to its websockets,
+    /// as nova-novncproxy does, so `vnc_auto.html` opens in a browser.
+    /// `None`: the pages are served elsewhere, at `public_url`.
+    pub web: Option<PathBuf>,
 }
 
 /// Where the console proxy listens by default: nova-novncproxy's port, on
@@ -132,6 +138,7 @@ impl Default for ConsoleProxyOptions {
             listen: DEFAULT_CONSOLE_LISTEN.parse().expect("a valid default address"),
             public_url: None,
             token_ttl: crate::console_proxy::DEFAULT_TOKEN_TTL,
+            web: None,
         }
     }
 }
@@ -297,6 +304,7 @@ struct RawConsoleProxy {
     listen: Option<String>,
     public_url: Option<String>,
     token_ttl_seconds: Option<u64>,
+    web: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -472,6 +480,7 @@ impl Validator<'_> {
             }
             options.token_ttl = std::time::Duration::from_secs(ttl);
         }
+        options.web = raw.web.map(|w| self.relative(w));
         Ok(options)
     }
 

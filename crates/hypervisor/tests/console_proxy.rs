@@ -290,3 +290,31 @@ async fn an_unreachable_display_is_a_bad_gateway() {
     assert_eq!(status, 502);
     assert!(message.contains(&gone), "{message}");
 }
+
+/// A plain GET, answered with status and body.
+async fn get(proxy: &ConsoleProxy, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+#[tokio::test]
+async fn with_a_web_directory_the_novnc_pages_are_served_beside_the_websockets() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("vnc_auto.html"), "<title>noVNC</title>").unwrap();
+    std::fs::write(web.path().join(".secret"), "no").unwrap();
+    let display = fake_display().await;
+    let proxy = proxy(Duration::from_secs(60)).await.with_web(Some(web.path().to_path_buf()));
+    let uri = proxy.open(target(&display));
+    let page = uri.strip_prefix(&format!("http://{}", proxy.local_addr())).unwrap();
+    assert_eq!(get(&proxy, page).await, ("HTTP/1.1 200 OK".to_string(), "<title>noVNC</title>".to_string()));
+    for bad in ["/.secret", "/../etc/passwd", "/%2e%2e/etc/passwd", "/nope.js"] {
+        assert!(get(&proxy, bad).await.0.starts_with("HTTP/1.1 404"), "{bad}");
+    }
+    // The page did not use the token: the websocket opens.
+    let (mut ws, _) = connect(&proxy, &format!("/?token={}", token_of_uri(&uri).unwrap()), true).await.unwrap();
+    assert_eq!(read_bytes(&mut ws, GREETING.len()).await, GREETING);
+}

@@ -189,8 +189,10 @@ fn the_console_proxy_table_has_defaults() {
     assert_eq!(inv.console_proxy.listen.to_string(), "0.0.0.0:6081");
     assert_eq!(inv.console_proxy.public_url.as_deref(), Some("https://console.example.org"), "no trailing slash");
     assert_eq!(inv.console_proxy.token_ttl, std::time::Duration::from_secs(30));
-    let inv = Inventory::parse("[console_proxy]\nlisten = \"[::1]:7000\"\n", "inv.toml").unwrap();
+    assert_eq!(inv.console_proxy.web, None);
+    let inv = Inventory::parse("[console_proxy]\nlisten = \"[::1]:7000\"\nweb = \"novnc\"\n", "/etc/vnext/inv.toml").unwrap();
     assert_eq!(inv.console_proxy.listen.to_string(), "[::1]:7000");
+    assert_eq!(inv.console_proxy.web.as_deref(), Some(std::path::Path::new("/etc/vnext/novnc")), "relative to the file");
 }
 
 #[test]
