@@ -210,3 +210,12 @@ fn a_bad_console_proxy_key_is_named() {
     let err = error_of("[console_proxy]\ntoken_ttl_seconds = \"10\"\n");
     assert!(err.contains("token_ttl_seconds"), "{err}");
 }
+
+#[test]
+fn the_sample_libvirt_inventory_loads_with_its_console_proxy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/libvirt-inventory.toml");
+    let inv = Inventory::load(path).unwrap();
+    assert_eq!(inv.console_proxy.listen.to_string(), "127.0.0.1:6080");
+    assert_eq!(inv.console_proxy.web.as_deref(), Some(std::path::Path::new("/usr/share/novnc")));
+    assert!(inv.nodes.iter().all(|n| n.console_types == [ConsoleType::Novnc, ConsoleType::Xvpvnc]));
+}
