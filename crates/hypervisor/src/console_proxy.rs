@@ -421,10 +421,10 @@ async fn handle(tokens: Arc<Tokens>, peer: SocketAddr, mut req: Request<Incoming
     let path = req.uri().path();
     let upgrade = header_has(req.headers(), header::UPGRADE, "websocket");
     let web = tokens.web.lock().unwrap().clone();
-    if let Some(dir) = web.filter(|_| !upgrade && req.method() == Method::GET && path != "/websockify") {
-        if path != "/" || req.uri().query().is_none() {
-            return web_file(&dir, path).await;
-        }
+    // A plain GET of a page (not of the websocket paths with a token).
+    let page = !upgrade && req.method() == Method::GET && path != "/websockify" && (path != "/" || req.uri().query().is_none());
+    if let Some(dir) = web.filter(|_| page) {
+        return web_file(&dir, path).await;
     }
     if !matches!(path, "/" | "/websockify" | "/console") {
         return error_reply(
