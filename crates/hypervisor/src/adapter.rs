@@ -31,6 +31,7 @@
 //! deletes disk and domain; the adapter keeps a tombstone so a later
 //! RESTORE aborts saying why, and reports the reclaim until acknowledged).
 
+use crate::console_proxy::ConsoleProxy;
 use crate::driver::{Driver, StepError, StepRequest};
 use crate::drivers::{DriverKind, NodeDrivers};
 use crate::error::Error;
@@ -173,6 +174,15 @@ impl Adapter {
     /// An adapter for `inventory` with the drivers its nodes name: the fake
     /// driver (configured by the `[driver]` table) alone, or, once a node
     /// uses libvirt, [`NodeDrivers`] over the libvirt driver and the fake one.
+    ///
+    /// With a libvirt node that is not libvirt's test driver, it also starts
+    /// the console proxy (`[console_proxy]`, [`crate::console_proxy`]). A
+    /// proxy that cannot listen is a startup error, not a warning: the
+    /// nodes advertise VNC consoles, and an adapter that handed out console
+    /// URIs nothing answers would fail later, at the user, with no hint;
+    /// the operator fixes the port (or `listen`) once. `test:///default`
+    /// nodes have no display, so an inventory with only those starts no
+    /// proxy (and test suites do not contend for port 6080).
     pub async fn from_inventory(
         inventory: Inventory,
         sink: Arc<dyn EventSink>,
@@ -190,8 +200,26 @@ impl Adapter {
                 (None, Some(state)) => state.join("libvirt"),
                 (None, None) => return Err(Error::LibvirtDir { inventory: inventory.source.clone() }),
             };
+            let displays = inventory.nodes.iter().any(|n| matches!(&n.backend, NodeBackend::Libvirt { uri, .. } if !uri.starts_with("test:")));
+            let console = if displays {
+                let options = &inventory.console_proxy;
+                let proxy = ConsoleProxy::start(options).await.map_err(|source| Error::ConsoleProxy {
+                    inventory: inventory.source.clone(),
+                    listen: options.listen,
+                    source,
+                })?;
+                eprintln!(
+                    "vnext-hypervisor: console proxy listening on {}; console URIs start with {} (tokens last {} s)",
+                    proxy.local_addr(),
+                    proxy.public_url(),
+                    proxy.token_ttl().as_secs()
+                );
+                Some(proxy)
+            } else {
+                None
+            };
             let mut drivers: HashMap<DriverKind, Arc<dyn Driver>> = HashMap::new();
-            drivers.insert(DriverKind::Libvirt, Arc::new(LibvirtDriver::new(&inventory, dir)));
+            drivers.insert(DriverKind::Libvirt, Arc::new(LibvirtDriver::with_console_proxy(&inventory, dir, console)));
             if uses(false) {
                 drivers.insert(DriverKind::Fake, fake);
             }

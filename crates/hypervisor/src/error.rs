@@ -25,6 +25,8 @@ pub enum Error {
     Serve { message: String },
     /// The inventory has libvirt nodes but nowhere to keep server files.
     LibvirtDir { inventory: PathBuf },
+    /// The console proxy could not listen on its address.
+    ConsoleProxy { inventory: PathBuf, listen: std::net::SocketAddr, source: std::io::Error },
 }
 
 impl fmt::Display for Error {
@@ -49,6 +51,11 @@ impl fmt::Display for Error {
             Error::LibvirtDir { inventory } => write!(
                 f,
                 "{}: libvirt nodes keep server disks and console logs in a directory: set [libvirt] dir, or run the adapter with a state directory",
+                inventory.display()
+            ),
+            Error::ConsoleProxy { inventory, listen, source } => write!(
+                f,
+                "{}: the console proxy of the libvirt nodes cannot listen on {listen}: {source}; free that port or set [console_proxy] listen",
                 inventory.display()
             ),
         }

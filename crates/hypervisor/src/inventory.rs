@@ -36,6 +36,7 @@
 //! driver = "libvirt"                # default: the [driver] table's kind
 //! libvirt_uri = "qemu:///system"    # or qemu+ssh://host/system, test:///default
 //! accel = "auto"                    # kvm | tcg | auto: probe KVM at start
+//! # console_types: libvirt nodes serve ["novnc", "xvpvnc"] unless listed
 //!
 //! [[template]]                      # what `template_id` names (libvirt)
 //! id = "0c9e5b8a-2f4d-4e1a-9b3c-7d6e5f4a3b21"
@@ -53,6 +54,12 @@
 //! [lifecycle]
 //! sync_interval_ms = 2000           # power-state sync; 0: off
 //! reclaim_after_seconds = 86400     # RESTORE possible until then
+//!
+//! [console_proxy]                   # consoles of libvirt guests (noVNC)
+//! listen = "127.0.0.1:6080"         # default
+//! public_url = "https://console.example.org:6080" # default http://<listen>
+//! token_ttl_seconds = 600           # default: a console URI works 10 min
+//! web = "/usr/share/novnc"          # optional: serve noVNC's pages too
 //!
 //! [driver]
 //! kind = "fake"
@@ -75,8 +82,13 @@
 //! (`parents`, `placements`) may use an id or a name, and are stored as ids;
 //! ids are UUIDs, accepted hyphenated or as 32 hex digits and stored
 //! lowercase hyphenated. A missing `[driver]` table means the fake driver
-//! with its defaults. Every rule violation is reported with the file, the
-//! entry and what to fix.
+//! with its defaults. A node that does not list `console_types` serves
+//! none on the fake driver and `novnc` and `xvpvnc` on libvirt (its
+//! domains have a VNC display, reached through the console proxy,
+//! [`crate::console_proxy`]); an explicit list, even empty, is kept as
+//! given. The `[console_proxy]` table only matters with libvirt nodes.
+//! Every rule violation is reported with the file, the entry and what to
+//! fix.
 
 use crate::driver::ACTION_KINDS;
 use crate::error::Error;
@@ -101,6 +113,8 @@ pub struct Inventory {
     pub libvirt: LibvirtOptions,
     /// Power-state sync and reclaim (the `[lifecycle]` table).
     pub lifecycle: LifecycleOptions,
+    /// The console proxy of libvirt nodes (`[console_proxy]`).
+    pub console_proxy: ConsoleProxyOptions,
 }
 
 /// What the adapter does with servers between tasks, for every driver.
@@ -130,6 +144,43 @@ pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 2_000;
 /// short enough that deleted servers' disks do not pile up. Nova's default
 /// (0, delete at once) would make RESTORE useless.
 pub const DEFAULT_RECLAIM_AFTER_SECONDS: u64 = 86_400;
+
+/// Settings of the console proxy ([`crate::console_proxy`]), the
+/// `[console_proxy]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleProxyOptions {
+    /// Where the proxy listens for websockets.
+    pub listen: std::net::SocketAddr,
+    /// The base URL console URIs start with (no trailing `/`); `None`:
+    /// `http://<the address the proxy is bound to>`.
+    pub public_url: Option<String>,
+    /// How long an issued console token can be used.
+    pub token_ttl: std::time::Duration,
+    /// A directory of noVNC's web client (e.g. `/usr/share/novnc` of
+    /// Debian's `novnc` package) the proxy serves next to its websockets,
+    /// as nova-novncproxy does, so `vnc_auto.html` opens in a browser.
+    /// `None`: the pages are served elsewhere, at `public_url`.
+    pub web: Option<PathBuf>,
+}
+
+/// Where the console proxy listens by default: nova-novncproxy's port, on
+/// the loopback (expose it through a TLS reverse proxy, or set `listen`).
+pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:6080";
+
+impl Default for ConsoleProxyOptions {
+    fn default() -> Self {
+        ConsoleProxyOptions {
+            listen: DEFAULT_CONSOLE_LISTEN.parse().expect("a valid default address"),
+            public_url: None,
+            token_ttl: crate::console_proxy::DEFAULT_TOKEN_TTL,
+            web: None,
+        }
+    }
+}
+
+/// The console types a libvirt node serves when the inventory lists none:
+/// its domains have a VNC display and no SPICE one.
+pub const LIBVIRT_CONSOLE_TYPES: [ConsoleType; 2] = [ConsoleType::Novnc, ConsoleType::Xvpvnc];
 
 /// A compute node as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +271,9 @@ impl Default for LibvirtOptions {
 /// Nova's default `shutdown_timeout` is 60 s; tiny guests need far less.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
+/// Longest `[console_proxy] token_ttl_seconds`: a console URI is meant to
+/// be opened right away, not kept.
+pub const MAX_CONSOLE_TOKEN_TTL_SECONDS: u64 = 86_400;
 /// The kernel command line of a kernel template that gives none.
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0";
 
@@ -290,6 +344,7 @@ struct RawInventory {
     template: Vec<RawTemplate>,
     libvirt: Option<RawLibvirt>,
     lifecycle: Option<RawLifecycle>,
+    console_proxy: Option<RawConsoleProxy>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +352,15 @@ struct RawInventory {
 struct RawLifecycle {
     sync_interval_ms: Option<u64>,
     reclaim_after_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsoleProxy {
+    listen: Option<String>,
+    public_url: Option<String>,
+    token_ttl_seconds: Option<u64>,
+    web: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -347,8 +411,8 @@ struct RawNode {
     memory_mb: u64,
     cpu_units: u32,
     disk_gb: u64,
-    #[serde(default)]
-    console_types: Vec<ConsoleType>,
+    /// `None`: the driver's default (none on fake nodes).
+    console_types: Option<Vec<ConsoleType>>,
     #[serde(default = "yes")]
     enabled: bool,
     driver: Option<String>,
@@ -439,7 +503,48 @@ impl Validator<'_> {
                 reclaim_after_seconds: l.reclaim_after_seconds.unwrap_or(DEFAULT_RECLAIM_AFTER_SECONDS),
             },
         };
-        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt, lifecycle })
+        let console_proxy = match raw.console_proxy {
+            None => ConsoleProxyOptions::default(),
+            Some(c) => self.console_proxy(c)?,
+        };
+        Ok(Inventory { source: self.path.to_owned(), placements, nodes, driver, templates, libvirt, lifecycle, console_proxy })
+    }
+
+    fn console_proxy(&self, raw: RawConsoleProxy) -> Result<ConsoleProxyOptions, Error> {
+        let entry = "console_proxy";
+        let mut options = ConsoleProxyOptions::default();
+        if let Some(listen) = raw.listen {
+            options.listen = listen.trim().parse().map_err(|_| {
+                self.err(entry, format!("listen {listen:?} is not an address with a port, e.g. \"127.0.0.1:6080\" or \"[::1]:6080\""))
+            })?;
+        }
+        if let Some(url) = raw.public_url {
+            let url = url.trim().trim_end_matches('/').to_string();
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#', ' '])) {
+                return Err(self.err(
+                    entry,
+                    format!("public_url {url:?} must be an http:// or https:// base URL without query, e.g. \"https://console.example.org:6080\""),
+                ));
+            }
+            options.public_url = Some(url);
+        } else if options.listen.ip().is_unspecified() {
+            return Err(self.err(
+                entry,
+                format!("listen {} accepts on every address, so there is no one URL to give clients: set public_url to the address they reach", options.listen),
+            ));
+        }
+        if let Some(ttl) = raw.token_ttl_seconds {
+            if ttl == 0 || ttl > MAX_CONSOLE_TOKEN_TTL_SECONDS {
+                return Err(self.err(
+                    entry,
+                    format!("token_ttl_seconds {ttl} must be between 1 and {MAX_CONSOLE_TOKEN_TTL_SECONDS} (a day)"),
+                ));
+            }
+            options.token_ttl = std::time::Duration::from_secs(ttl);
+        }
+        options.web = raw.web.map(|w| self.relative(w));
+        Ok(options)
     }
 
     /// A path given in the file: relative to the file's directory, made
@@ -648,8 +753,9 @@ impl Validator<'_> {
             if n.memory_mb == 0 || n.cpu_units == 0 || n.disk_gb == 0 {
                 return Err(self.err(&entry, "memory_mb, cpu_units and disk_gb must all be greater than 0"));
             }
+            let listed = n.console_types.is_some();
             let mut console_types = Vec::new();
-            for c in n.console_types {
+            for c in n.console_types.unwrap_or_default() {
                 if !console_types.contains(&c) {
                     console_types.push(c);
                 }
@@ -669,6 +775,9 @@ impl Validator<'_> {
                     return Err(self.err(&entry, format!("driver {other:?} is not a driver; use \"fake\" or \"libvirt\"")));
                 }
             };
+            if !listed && matches!(backend, NodeBackend::Libvirt { .. }) {
+                console_types = LIBVIRT_CONSOLE_TYPES.to_vec();
+            }
             out.push(NodeConfig {
                 id,
                 hostname: n.hostname,

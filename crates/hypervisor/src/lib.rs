@@ -12,6 +12,8 @@
 //!   FakeDriver, with configurable delays and failure injection.
 //! - [`libvirt`]: [`LibvirtDriver`], real guests through libvirt (QEMU with
 //!   KVM or TCG, remote daemons, libvirt's test driver).
+//! - [`console_proxy`]: [`ConsoleProxy`], the websocket-to-VNC proxy that
+//!   serves the consoles of libvirt guests (like nova-novncproxy).
 //! - [`drivers`]: [`NodeDrivers`], which lets each node name its driver.
 //! - [`adapter`]: [`Adapter`], the interface itself: scheduling claims,
 //!   per-server operation queues, progress events.
@@ -26,6 +28,7 @@
 //! so the host, the adapter and the components agree on one JSON shape.
 
 pub mod adapter;
+pub mod console_proxy;
 pub mod driver;
 pub mod drivers;
 mod error;
@@ -38,6 +41,7 @@ pub mod libvirt;
 mod time;
 
 pub use adapter::{Adapter, AdapterOptions};
+pub use console_proxy::ConsoleProxy;
 pub use driver::{BoxFuture, Driver, StepError, StepRequest};
 pub use drivers::NodeDrivers;
 pub use error::Error;

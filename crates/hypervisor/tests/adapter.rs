@@ -464,3 +464,36 @@ async fn a_terminated_server_is_reclaimed_when_due_and_cannot_be_restored_after(
     assert_eq!(last.operation_state, OperationState::Aborted);
     assert!(last.error.as_deref().unwrap_or("").contains("reclaimed"), "{last:?}");
 }
+
+/// An inventory with one QEMU node (TCG: no KVM probe, no daemon needed to
+/// start) and the console proxy on `listen`.
+fn qemu_inventory(listen: &str, dir: &std::path::Path) -> vnext_hypervisor::Inventory {
+    let text = format!(
+        "[[placement]]\nid = \"{ROOT}\"\nname = \"root\"\n\
+         [[compute_node]]\nid = \"{NODE_SMALL}\"\nhostname = \"qemu-1\"\nplacements = [\"root\"]\nmemory_mb = 1024\ncpu_units = 1\ndisk_gb = 10\n\
+         driver = \"libvirt\"\nlibvirt_uri = \"qemu:///system\"\naccel = \"tcg\"\n\
+         [libvirt]\ndir = \"{}\"\n[console_proxy]\nlisten = \"{listen}\"\n",
+        dir.display()
+    );
+    vnext_hypervisor::Inventory::parse(&text, "qemu-inventory.toml").unwrap()
+}
+
+#[tokio::test]
+async fn libvirt_nodes_start_the_console_proxy_and_a_taken_port_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = Adapter::from_inventory(qemu_inventory("127.0.0.1:0", dir.path()), RecordingSink::new(), fast_retry()).await;
+    assert!(adapter.is_ok(), "{:?}", adapter.err().map(|e| e.to_string()));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = Adapter::from_inventory(qemu_inventory(&addr, dir.path()), RecordingSink::new(), fast_retry())
+        .await
+        .err()
+        .expect("the console proxy's port is taken")
+        .to_string();
+    assert!(
+        err.starts_with("qemu-inventory.toml: the console proxy of the libvirt nodes cannot listen on ") && err.contains(&addr),
+        "{err}"
+    );
+    assert!(err.contains("[console_proxy] listen"), "{err}");
+}

@@ -151,3 +151,71 @@ fn missing_file_error_names_the_path() {
     let err = Inventory::load("/nonexistent/inventory.toml").unwrap_err().to_string();
     assert!(err.starts_with("cannot read /nonexistent/inventory.toml"), "{err}");
 }
+
+fn node_toml(hostname: &str, id: &str, extra: &str) -> String {
+    format!(
+        "[[compute_node]]\nid = \"{id}\"\nhostname = \"{hostname}\"\nplacements = [\"a\"]\nmemory_mb = 1\ncpu_units = 1\ndisk_gb = 1\n{extra}"
+    )
+}
+
+#[test]
+fn libvirt_nodes_serve_vnc_consoles_unless_the_inventory_lists_others() {
+    let toml = format!(
+        "[[placement]]\nid = \"{P1}\"\nname = \"a\"\n{}{}{}{}",
+        node_toml("lv-default", "44444444-4444-4444-8444-444444444441", "driver = \"libvirt\"\nlibvirt_uri = \"qemu:///system\"\n"),
+        node_toml("lv-listed", "44444444-4444-4444-8444-444444444442", "driver = \"libvirt\"\nlibvirt_uri = \"qemu:///system\"\nconsole_types = [\"novnc\"]\n"),
+        node_toml("lv-none", "44444444-4444-4444-8444-444444444443", "driver = \"libvirt\"\nlibvirt_uri = \"qemu:///system\"\nconsole_types = []\n"),
+        node_toml("fake", "44444444-4444-4444-8444-444444444444", ""),
+    );
+    let inv = Inventory::parse(&toml, "inv.toml").unwrap();
+    let types = |h: &str| inv.nodes.iter().find(|n| n.hostname == h).unwrap().console_types.clone();
+    assert_eq!(types("lv-default"), vec![ConsoleType::Novnc, ConsoleType::Xvpvnc]);
+    assert_eq!(types("lv-listed"), vec![ConsoleType::Novnc], "an explicit list is kept");
+    assert_eq!(types("lv-none"), vec![], "an explicit empty list is kept");
+    assert_eq!(types("fake"), vec![], "fake nodes serve what they list");
+}
+
+#[test]
+fn the_console_proxy_table_has_defaults() {
+    let inv = Inventory::parse("", "inv.toml").unwrap();
+    assert_eq!(inv.console_proxy.listen.to_string(), "127.0.0.1:6080");
+    assert_eq!(inv.console_proxy.public_url, None, "http://<listen> once bound");
+    assert_eq!(inv.console_proxy.token_ttl, std::time::Duration::from_secs(600));
+    let inv = Inventory::parse(
+        "[console_proxy]\nlisten = \"0.0.0.0:6081\"\npublic_url = \"https://console.example.org/\"\ntoken_ttl_seconds = 30\n",
+        "inv.toml",
+    )
+    .unwrap();
+    assert_eq!(inv.console_proxy.listen.to_string(), "0.0.0.0:6081");
+    assert_eq!(inv.console_proxy.public_url.as_deref(), Some("https://console.example.org"), "no trailing slash");
+    assert_eq!(inv.console_proxy.token_ttl, std::time::Duration::from_secs(30));
+    assert_eq!(inv.console_proxy.web, None);
+    let inv = Inventory::parse("[console_proxy]\nlisten = \"[::1]:7000\"\nweb = \"novnc\"\n", "/etc/vnext/inv.toml").unwrap();
+    assert_eq!(inv.console_proxy.listen.to_string(), "[::1]:7000");
+    assert_eq!(inv.console_proxy.web.as_deref(), Some(std::path::Path::new("/etc/vnext/novnc")), "relative to the file");
+}
+
+#[test]
+fn a_bad_console_proxy_key_is_named() {
+    let err = error_of("[console_proxy]\nlisten_on = \"127.0.0.1:6080\"\n");
+    assert!(err.contains("unknown field `listen_on`"), "{err}");
+    let err = error_of("[console_proxy]\nlisten = \"localhost\"\n");
+    assert!(err.contains("deploy/inv.toml: console_proxy: listen \"localhost\" is not an address"), "{err}");
+    let err = error_of("[console_proxy]\npublic_url = \"console.example.org\"\n");
+    assert!(err.contains("console_proxy: public_url \"console.example.org\" must be an http:// or https://"), "{err}");
+    let err = error_of("[console_proxy]\ntoken_ttl_seconds = 0\n");
+    assert!(err.contains("console_proxy: token_ttl_seconds 0 must be between 1 and 86400"), "{err}");
+    let err = error_of("[console_proxy]\nlisten = \"0.0.0.0:6080\"\n");
+    assert!(err.contains("console_proxy: listen 0.0.0.0:6080 accepts on every address") && err.contains("public_url"), "{err}");
+    let err = error_of("[console_proxy]\ntoken_ttl_seconds = \"10\"\n");
+    assert!(err.contains("token_ttl_seconds"), "{err}");
+}
+
+#[test]
+fn the_sample_libvirt_inventory_loads_with_its_console_proxy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/libvirt-inventory.toml");
+    let inv = Inventory::load(path).unwrap();
+    assert_eq!(inv.console_proxy.listen.to_string(), "127.0.0.1:6080");
+    assert_eq!(inv.console_proxy.web.as_deref(), Some(std::path::Path::new("/usr/share/novnc")));
+    assert!(inv.nodes.iter().all(|n| n.console_types == [ConsoleType::Novnc, ConsoleType::Xvpvnc]));
+}

@@ -261,7 +261,15 @@ async fn reads_come_from_libvirt() {
     let d = h.driver.diagnostics(&s).await.unwrap();
     assert_eq!(d.memory_total_mb, 128);
     assert_eq!(h.driver.console_log(&s, 10).await.unwrap(), "", "the test driver has no serial console");
-    assert!(matches!(h.driver.console_uri(&s, ConsoleType::Novnc).await, Err(HypervisorError::Unsupported(_))));
+    assert_eq!(h.inventory.node(NODE_LV).unwrap().console_types, [ConsoleType::Novnc, ConsoleType::Xvpvnc], "libvirt nodes serve VNC by default");
+    match h.driver.console_uri(&s, ConsoleType::Novnc).await {
+        Err(HypervisorError::Unsupported(m)) => assert!(m.contains("test driver") && m.contains("no display"), "{m}"),
+        other => panic!("a test:///default domain has no display: {other:?}"),
+    }
+    match h.driver.console_uri(&s, ConsoleType::Spice).await {
+        Err(HypervisorError::Unsupported(m)) => assert!(m.contains("does not serve spice"), "{m}"),
+        other => panic!("spice is not a libvirt node's console: {other:?}"),
+    }
     assert!(matches!(h.driver.diagnostics(&id()).await, Err(HypervisorError::UnknownServer(_))));
     // The journal record brings a server back after a restart.
     let record = h.driver.export_server(&s).unwrap();

@@ -159,6 +159,70 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     )
 }
 
+/// The VNC display of a running domain, from its live XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VncDisplay {
+    /// The address QEMU listens on (`127.0.0.1` when none is given).
+    pub listen: String,
+    /// `None` while the domain is shut off (libvirt says `port='-1'`).
+    pub port: Option<u16>,
+}
+
+impl VncDisplay {
+    /// `host:port` to connect to: a wildcard listen address is reached on
+    /// the loopback.
+    pub fn address(&self) -> String {
+        let host = match self.listen.as_str() {
+            "" | "0.0.0.0" => "127.0.0.1",
+            "::" => "::1",
+            h => h,
+        };
+        let port = self.port.unwrap_or(0);
+        if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    }
+}
+
+/// The first `<graphics type='vnc' ...>` element of a domain XML, if any.
+/// A small attribute scanner, not an XML parser: libvirt writes this
+/// element in one known shape (`<graphics type='vnc' port='5900'
+/// autoport='yes' listen='127.0.0.1'>`), and the crate has no XML
+/// dependency.
+pub fn vnc_display(xml: &str) -> Option<VncDisplay> {
+    let mut rest = xml;
+    while let Some(at) = rest.find("<graphics") {
+        let tag_end = rest[at..].find('>').map_or(rest.len(), |e| at + e);
+        let tag = &rest[at + "<graphics".len()..tag_end];
+        rest = &rest[tag_end..];
+        if attribute(tag, "type").as_deref() != Some("vnc") {
+            continue;
+        }
+        let port = attribute(tag, "port").and_then(|p| p.parse::<i32>().ok()).filter(|p| *p > 0).and_then(|p| u16::try_from(p).ok());
+        let listen = attribute(tag, "listen").unwrap_or_default();
+        return Some(VncDisplay { listen, port });
+    }
+    None
+}
+
+/// The value of `name='...'` or `name="..."` in the inside of a start tag.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let mut rest = tag;
+    loop {
+        let at = rest.find(name)?;
+        let before_ok = at == 0 || rest.as_bytes()[at - 1].is_ascii_whitespace();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        if !before_ok {
+            continue;
+        }
+        let Some(value) = after.strip_prefix('=') else { continue };
+        let value = value.trim_start();
+        let quote = value.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+        let inner = &value[1..];
+        let end = inner.find(quote)?;
+        return Some(inner[..end].replace("&apos;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +244,24 @@ mod tests {
         ] {
             assert!(xml.contains(want), "{want} not in\n{xml}");
         }
+    }
+
+    #[test]
+    fn the_vnc_port_is_read_from_live_xml() {
+        let live = "<domain type='kvm' id='3'>\n  <devices>\n    <graphics type='spice' port='5901' autoport='yes'/>\n    \
+                    <graphics type='vnc' port='5900' autoport='yes' listen='127.0.0.1'>\n      \
+                    <listen type='address' address='127.0.0.1'/>\n    </graphics>\n  </devices>\n</domain>";
+        let d = vnc_display(live).unwrap();
+        assert_eq!((d.port, d.address()), (Some(5900), "127.0.0.1:5900".to_string()));
+        let off = "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"0.0.0.0\"/>";
+        assert_eq!(vnc_display(off), Some(VncDisplay { listen: "0.0.0.0".into(), port: None }));
+        assert_eq!(VncDisplay { listen: "::".into(), port: Some(5901) }.address(), "[::1]:5901");
+        assert_eq!(vnc_display("<domain><devices/></domain>"), None);
+        // The domain XML this module writes has one.
+        let files = ServerFiles::new(Path::new("/d"), "s");
+        let image = TemplateBoot::Image { path: "/i.qcow2".into() };
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
+        assert_eq!(vnc_display(&xml).map(|d| d.listen), Some("127.0.0.1".to_string()));
     }
 
     #[test]

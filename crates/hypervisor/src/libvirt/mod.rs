@@ -26,6 +26,10 @@
 //! - TERMINATE: destroy and undefine, the disk kept; RESTORE: define and
 //!   start again on the same disk. Forgetting a server (a failed spawn, a
 //!   reclaim) deletes its domain and files.
+//! - Consoles (`novnc`, `xvpvnc`): the running domain's VNC display,
+//!   found in its live XML, through the adapter's console proxy
+//!   ([`crate::console_proxy`]) with a one-time token. No SPICE or RDP:
+//!   the domains have a VNC display only.
 //! - RESIZE (cold, on the same node): shut down, grow the root disk
 //!   (`qemu-img resize`; disks never shrink) and redefine the domain with
 //!   the new memory and vCPUs, start again if it ran. REBUILD: shut down, a
@@ -34,6 +38,7 @@
 pub mod accel;
 pub mod domain;
 
+use crate::console_proxy::{ConsoleProxy, ConsoleTarget};
 use crate::driver::{BoxFuture, Driver, StepError, StepRequest};
 use crate::inventory::{Inventory, LibvirtOptions, NodeBackend, NodeConfig, TemplateBoot, TemplateConfig};
 use accel::AccelChoice;
@@ -121,6 +126,8 @@ struct Inner {
     /// Templates SNAPSHOT and BACKUP added (`<dir>/templates/<id>.json`
     /// beside `<id>.qcow2`), read back at start.
     made: Mutex<Vec<TemplateConfig>>,
+    /// Serves the guests' VNC displays; `None`: no consoles.
+    console: Option<ConsoleProxy>,
 }
 
 /// The libvirt driver for the inventory's `driver = "libvirt"` nodes.
@@ -159,7 +166,14 @@ impl LibvirtDriver {
     /// A driver for the inventory's libvirt nodes; server files go under
     /// `dir`. Starts the KVM probe of every `accel = "auto"` node in the
     /// background (see [`accel`]); must be called inside a tokio runtime.
+    /// It serves no interactive consoles (see [`Self::with_console_proxy`]).
     pub fn new(inventory: &Inventory, dir: PathBuf) -> LibvirtDriver {
+        Self::with_console_proxy(inventory, dir, None)
+    }
+
+    /// As [`Self::new`], with the console proxy that serves its guests'
+    /// VNC displays (`novnc` and `xvpvnc` consoles).
+    pub fn with_console_proxy(inventory: &Inventory, dir: PathBuf, console: Option<ConsoleProxy>) -> LibvirtDriver {
         // Domain XML names files by absolute path: libvirtd has its own cwd.
         let dir = std::path::absolute(&dir).unwrap_or(dir);
         // libvirt prints every error to stderr unless told otherwise; ours
@@ -193,6 +207,7 @@ impl LibvirtDriver {
                 dir,
                 options: inventory.libvirt.clone(),
                 servers: Mutex::new(HashMap::new()),
+                console,
             }),
         };
         for node in driver.inner.nodes.values() {
@@ -1190,11 +1205,70 @@ impl Driver for LibvirtDriver {
 
     fn console_uri<'a>(&'a self, server_id: &'a str, kind: ConsoleType) -> BoxFuture<'a, Result<String, HypervisorError>> {
         Box::pin(async move {
-            self.read_node(server_id)?;
-            Err(HypervisorError::Unsupported(format!(
-                "{} consoles of servers on libvirt nodes are not served yet; read the console log instead",
-                kind.as_str()
-            )))
+            let (node, _) = self.read_node(server_id)?;
+            let host = &node.config.hostname;
+            if !node.config.console_types.contains(&kind) {
+                return Err(HypervisorError::Unsupported(format!(
+                    "compute node {host} does not serve {} consoles",
+                    kind.as_str()
+                )));
+            }
+            match kind {
+                ConsoleType::Novnc | ConsoleType::Xvpvnc => {}
+                ConsoleType::Spice => {
+                    return Err(HypervisorError::Unsupported(format!(
+                        "spice consoles are not served on libvirt nodes (node {host}): guests have a VNC display only; use novnc"
+                    )));
+                }
+                ConsoleType::Rdp => {
+                    return Err(HypervisorError::Unsupported(format!(
+                        "rdp consoles are for Hyper-V guests, not libvirt ones (node {host}); use novnc"
+                    )));
+                }
+            }
+            if node.is_test() {
+                return Err(HypervisorError::Unsupported(format!(
+                    "node {host} uses libvirt's test driver ({}), whose domains have no display: no interactive console; read the console log",
+                    node.uri
+                )));
+            }
+            if !is_local_uri(&node.uri) {
+                return Err(HypervisorError::Unsupported(format!(
+                    "node {host} is a remote libvirt daemon ({}): its guests' VNC displays listen on that host's loopback, which the console proxy cannot reach",
+                    node.uri
+                )));
+            }
+            let Some(proxy) = &self.inner.console else {
+                return Err(HypervisorError::Unsupported(format!(
+                    "this adapter runs no console proxy, so node {host} serves no interactive console; read the console log"
+                )));
+            };
+            let name = domain_name(server_id);
+            let display = self
+                .with_conn(&node.config.id, "reading the domain's display", move |c| {
+                    let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                    if !is_active(&dom)? {
+                        return Ok(None);
+                    }
+                    let xml = dom.get_xml_desc(0).map_err(lv("reading the domain XML"))?;
+                    Ok(Some(domain::vnc_display(&xml)))
+                })
+                .await
+                .map_err(unavailable)?;
+            let address = match display {
+                None | Some(Some(domain::VncDisplay { port: None, .. })) => {
+                    return Err(HypervisorError::Unavailable(format!(
+                        "server {server_id} is not running: its VNC display exists only while the guest runs; start it and ask for the console again"
+                    )));
+                }
+                Some(None) => {
+                    return Err(HypervisorError::Unsupported(format!(
+                        "the domain of server {server_id} has no VNC display (defined by an older version?); a hard reboot or rebuild gives it one"
+                    )));
+                }
+                Some(Some(d)) => d.address(),
+            };
+            Ok(proxy.open(ConsoleTarget { server_id: server_id.to_string(), kind, address }))
         })
     }
 
@@ -1241,6 +1315,9 @@ impl Driver for LibvirtDriver {
     fn forget<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let Some(placed) = self.inner.servers.lock().unwrap().remove(server_id) else { return };
+            if let Some(proxy) = &self.inner.console {
+                proxy.revoke_server(server_id);
+            }
             if self.inner.nodes.contains_key(&placed.node_id) {
                 let name = domain_name(server_id);
                 // Best effort: a domain left behind is reported at the next start.
@@ -1324,6 +1401,19 @@ impl Driver for LibvirtDriver {
     }
 }
 
+/// Whether a libvirt URI names this machine's daemon (`qemu:///system`,
+/// `qemu+ssh://localhost/system`), whose guests' loopback is ours.
+fn is_local_uri(uri: &str) -> bool {
+    let Some((_, rest)) = uri.split_once("://") else { return true };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    matches!(host, "" | "localhost" | "127.0.0.1" | "::1")
+}
+
 fn power_of_info(state: virt::sys::virDomainState) -> PowerState {
     match state {
         virt::sys::VIR_DOMAIN_RUNNING | virt::sys::VIR_DOMAIN_BLOCKED | virt::sys::VIR_DOMAIN_SHUTDOWN => PowerState::Running,
@@ -1348,6 +1438,16 @@ mod tests {
         assert_eq!(unreachable_by_others(&inner.join("x/root.qcow2")), Some(dir.path().to_path_buf()));
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         assert_eq!(unreachable_by_others(&inner.join("x/root.qcow2")), None);
+    }
+
+    #[test]
+    fn only_uris_of_this_machine_are_local() {
+        for uri in ["qemu:///system", "qemu:///session", "qemu+ssh://root@localhost/system", "qemu+tcp://127.0.0.1:16509/system", "qemu+ssh://[::1]/system"] {
+            assert!(is_local_uri(uri), "{uri}");
+        }
+        for uri in ["qemu+ssh://kvm-7/system", "qemu+ssh://admin@10.0.0.5:2222/system", "qemu+tls://[2001:db8::1]/system"] {
+            assert!(!is_local_uri(uri), "{uri}");
+        }
     }
 
     #[test]
