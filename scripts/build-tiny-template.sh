@@ -49,8 +49,15 @@ mods="$work/kernel/lib/modules/$kver/kernel"
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,var/log,lib/modules,etc/acpi/PWRF}
 cp /bin/busybox "$root/bin/busybox"
-# ACPI power button -> input event -> busybox acpid -> this script.
-for m in drivers/acpi/button.ko drivers/input/evdev.ko; do
+# ACPI power button -> input event -> busybox acpid -> this script; virtio
+# (PCI, net, block) for the NIC and the config drive, isofs to read it.
+# Loaded in this order by /init (each after what it depends on).
+MODULES="drivers/acpi/button drivers/input/evdev drivers/virtio/virtio_ring drivers/virtio/virtio
+drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci
+net/core/failover drivers/net/net_failover drivers/net/virtio_net drivers/block/virtio_blk
+drivers/cdrom/cdrom fs/isofs/isofs"
+for m in $MODULES; do
+  m="$m.ko"
   f="$mods/$m"
   [ -f "$f" ] || f=$(ls "$f".* 2>/dev/null | head -n 1)
   case "$f" in
@@ -67,6 +74,20 @@ sync
 poweroff -f
 SH
 chmod +x "$root/etc/acpi/PWRF/00000080"
+# udhcpc's hook: configure the lease and say it on the console.
+mkdir -p "$root/etc/udhcpc"
+cat > "$root/etc/udhcpc/script" <<'SH'
+#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" 2>/dev/null
+    echo "vnext tiny guest: $interface has $ip" > /dev/console ;;
+esac
+SH
+chmod +x "$root/etc/udhcpc/script"
+printf '%s\n' $MODULES | sed 's#.*/##' > "$root/etc/modules"
 cat > "$root/init" <<'SH'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -76,10 +97,27 @@ mount -t devtmpfs dev /dev
 host=$(sed -n 's/.*vnext\.hostname=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -n "$host" ] || host=tiny
 hostname "$host"
-insmod /lib/modules/button.ko 2>/dev/null
-insmod /lib/modules/evdev.ko 2>/dev/null
+for m in $(cat /etc/modules); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
 acpid -c /etc/acpi -l /var/log/acpid.log
 echo "vnext tiny guest: $host is up (kernel $(uname -r))"
+# The config drive (a config-2 ISO on a virtio disk): show user_data.
+sleep 1
+for d in /dev/vd?; do
+  mkdir -p /mnt/config
+  mount -t iso9660 -o ro "$d" /mnt/config 2>/dev/null || continue
+  if [ -f /mnt/config/openstack/latest/meta_data.json ]; then
+    echo "vnext tiny guest: config drive on $d"
+    [ -f /mnt/config/openstack/latest/user_data ] && echo "vnext tiny guest: user_data: $(head -c 200 /mnt/config/openstack/latest/user_data)"
+  fi
+  umount /mnt/config
+done
+# Every NIC asks for an address (in the background: the banner comes first).
+for n in /sys/class/net/eth*; do
+  [ -e "$n" ] || continue
+  i=$(basename "$n")
+  ip link set "$i" up
+  udhcpc -i "$i" -q -n -t 10 -T 2 -s /etc/udhcpc/script >/dev/null 2>&1 &
+done
 while true; do
   sleep 10
   echo "$host: up $(cut -d' ' -f1 /proc/uptime) s"

@@ -13,6 +13,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon-system)
 command -v virsh >/dev/null || need+=(libvirt-clients)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v genisoimage >/dev/null || need+=(genisoimage)  # config drives
 if [ ${#need[@]} -gt 0 ]; then
   bash scripts/backports.sh
   log "apt packages (bookworm-backports): ${need[*]} (about a minute)"
@@ -24,7 +25,8 @@ if ! pgrep -x virtlogd >/dev/null; then
   log "starting virtlogd"
   $SUDO virtlogd -d
 fi
-if ! pgrep -x libvirtd >/dev/null; then
+# (Asked through virsh: a session daemon is a libvirtd process too.)
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   log "starting libvirtd"
   $SUDO libvirtd -d
 fi
@@ -33,6 +35,12 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 virsh -c qemu:///system version >/dev/null || { echo "libvirtd does not answer on qemu:///system" >&2; exit 1; }
+
+# The NAT network guests' NICs plug into (libvirt_network = "default").
+if ! virsh -c qemu:///system net-info default 2>/dev/null | grep -q '^Active: *yes'; then
+  log "starting libvirt's default network"
+  virsh -c qemu:///system net-start default >/dev/null
+fi
 
 bash scripts/build-tiny-template.sh
 log "done: libvirt $(virsh -c qemu:///system version | awk '/^Using library/ { print $4 }'), $(qemu-system-x86_64 --version | head -n 1)"

@@ -76,6 +76,34 @@ impl Drop for Domains {
     }
 }
 
+/// The system daemon's pid (scripts/setup-libvirt.sh starts it with `-d`).
+fn libvirtd_pid() -> String {
+    std::fs::read_to_string("/run/libvirtd.pid").expect("libvirtd's pid file").trim().to_string()
+}
+
+fn signal(pid: &str, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid).status();
+}
+
+/// Starts the system daemon again (as scripts/setup-libvirt.sh does) and
+/// waits until it answers.
+fn restart_libvirtd() {
+    if !virsh(&["version"]).0 {
+        let _ = Command::new("libvirtd").arg("-d").status();
+    }
+    wait_for("libvirtd to answer again", Duration::from_secs(30), || virsh(&["version"]).0.then_some(()));
+}
+
+/// Leaves the system daemon running however the test ends.
+struct DaemonBack(String);
+
+impl Drop for DaemonBack {
+    fn drop(&mut self) {
+        signal(&self.0, "CONT");
+        restart_libvirtd();
+    }
+}
+
 fn start_host() -> (Host, tempfile::TempDir) {
     let (ok, out) = virsh(&["version"]);
     assert!(ok, "libvirtd does not answer on qemu:///system: run scripts/setup-libvirt.sh\n{out}");
@@ -112,6 +140,39 @@ fn completed(host: &Host, server: &str, body: Value) -> Value {
     let t = task(host, server, body.clone());
     assert_eq!(t["state"], "COMPLETED", "{body}: {t}");
     get(host, &format!("/servers/{server}"))
+}
+
+/// Opens the console URI's websocket as noVNC does and returns the first
+/// binary frame (a VNC server's RFB greeting), or the HTTP status line when
+/// the proxy refuses the upgrade.
+fn websocket_first_frame(uri: &str) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let token = vnext_hypervisor::console_proxy::token_of_uri(uri).unwrap_or_else(|| panic!("no token in {uri}"));
+    let authority = uri.strip_prefix("http://").and_then(|r| r.split('/').next()).unwrap_or_else(|| panic!("{uri}"));
+    let mut tcp = std::net::TcpStream::connect(authority).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        tcp,
+        "GET /websockify?token={token} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    if !head.starts_with("HTTP/1.1 101") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    let mut frame = [0u8; 2];
+    tcp.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[0], 0x82, "a final binary frame");
+    let mut payload = vec![0u8; (frame[1] & 0x7f) as usize];
+    tcp.read_exact(&mut payload).unwrap();
+    Ok(payload)
 }
 
 fn console(host: &Host, server: &str) -> String {
@@ -155,7 +216,7 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
 
     let launch = json!({
         "defaults": {"type_id": type_id, "template_id": TINY},
-        "servers": [{"hostname": "vm-1"}, {"hostname": "vm-2"}, {"hostname": "vm-3"}]
+        "servers": [{"hostname": "vm-1", "user_data": "aGVsbG8gZnJvbSB2bS0x"}, {"hostname": "vm-2"}, {"hostname": "vm-3"}]
     });
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
     assert_eq!(r.status, 202, "{}", r.body);
@@ -173,11 +234,30 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     for (id, name) in ids.iter().zip(names) {
         wait_banner(&host, id, name, 1);
     }
+    // The config drive carries user_data (base64 of "hello from vm-1").
+    wait_for("vm-1's user_data on its console", BOOT, || console(&host, &ids[0]).contains("user_data: hello from vm-1").then_some(()));
+    // Each guest has a NIC on its node's network; on qemu-a's libvirt
+    // network it gets an address from DHCP.
+    for id in &ids {
+        let s = get(&host, &format!("/servers/{id}"));
+        let mac = s["networking"]["interfaces"][0]["mac"].as_str().unwrap_or_else(|| panic!("a NIC: {s}")).to_string();
+        assert!(on_domain(id, "domiflist").contains(&mac), "{}", on_domain(id, "domiflist"));
+        if daemon_of(id) == Some(DAEMONS[0]) {
+            wait_for("a DHCP lease", BOOT, || console(&host, id).contains("eth0 has 192.168.122.").then_some(()));
+        }
+    }
     // Both nodes take guests (the scheduler prefers the one with more room).
     let nodes: std::collections::BTreeSet<String> =
         ids.iter().map(|id| get(&host, &format!("/servers/{id}"))["_elevated"]["compute_node_hostname"].as_str().unwrap().to_string()).collect();
     assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["qemu-a", "qemu-b"]);
     let (vm1, vm2, vm3) = (&ids[0], &ids[1], &ids[2]);
+
+    // The VNC console through the adapter's websocket proxy, once per token.
+    let c = get(&host, &format!("/servers/{vm1}/consoles/novnc"));
+    let uri = c["uri"].as_str().unwrap().to_string();
+    assert_eq!(websocket_first_frame(&uri).unwrap(), b"RFB 003.008\n", "the guest's VNC display greets");
+    let again = websocket_first_frame(&uri).unwrap_err();
+    assert!(again.contains(" 4"), "a used token is refused: {again}");
 
     // REBOOT: the guest goes down on the ACPI button and boots again.
     let s = completed(&host, vm1, json!({"action": "REBOOT"}));
@@ -312,11 +392,39 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     completed(&host, vm1, json!({"action": "DETACH_BLOCK_DEVICE", "volume_id": volume}));
     assert!(!on_domain(vm1, "domblklist").contains(&format!("{volume}.qcow2")));
 
+    // A NIC hot-plugged, then unplugged by its MAC.
+    let mac = "52:54:00:5e:6f:01";
+    let s = completed(&host, vm1, json!({"action": "ATTACH_NETWORK_INTERFACE", "mac": mac}));
+    assert!(s["networking"]["interfaces"].to_string().contains(mac), "{s}");
+    assert!(on_domain(vm1, "domiflist").contains(mac));
+    completed(&host, vm1, json!({"action": "DETACH_NETWORK_INTERFACE", "mac": mac}));
+    assert!(!on_domain(vm1, "domiflist").contains(mac));
+
     // UPDATE_PASSWORD needs qemu-guest-agent, which the tiny guest lacks.
     let t = task(&host, vm1, json!({"action": "UPDATE_PASSWORD", "password": "n3w-Secret"}));
     assert_eq!(t["state"], "ABORTED", "{t}");
     assert!(t["error"].as_str().unwrap().contains("qemu-guest-agent"), "{t}");
     assert_eq!(domstate(vm1).as_deref(), Some("running"));
+
+    // libvirtd hangs, then dies, under a server's task: each task ends with
+    // a message naming the node instead of hanging; the guest and its
+    // record survive; once the daemon is back, tasks complete again.
+    let sys = cleanup.0.iter().find(|id| daemon_of(id) == Some(DAEMONS[0])).cloned().expect("a server on the system daemon");
+    let pid = libvirtd_pid();
+    let back = DaemonBack(pid.clone());
+    signal(&pid, "STOP");
+    let t = task(&host, &sys, json!({"action": "PAUSE"}));
+    assert!(t["state"] == "TIMED_OUT" || t["state"] == "ABORTED", "a hung daemon: {t}");
+    assert!(t["error"].as_str().unwrap().contains("libvirt on node qemu-a"), "{t}");
+    signal(&pid, "KILL");
+    let t = task(&host, &sys, json!({"action": "PAUSE"}));
+    assert_eq!(t["state"], "ABORTED", "{t}");
+    assert!(t["error"].as_str().unwrap().contains("cannot connect to libvirt at qemu:///system (node qemu-a)"), "{t}");
+    drop(back);
+    assert_eq!(domstate(&sys).as_deref(), Some("running"), "the guest ran on without its daemon");
+    let s = completed(&host, &sys, json!({"action": "PAUSE"}));
+    assert_eq!(s["power_state"], "PAUSED");
+    completed(&host, &sys, json!({"action": "UNPAUSE"}));
 
     for id in &cleanup.0 {
         completed(&host, id, json!({"action": "TERMINATE"}));

@@ -36,6 +36,8 @@
 //! driver = "libvirt"                # default: the [driver] table's kind
 //! libvirt_uri = "qemu:///system"    # or qemu+ssh://host/system, test:///default
 //! accel = "auto"                    # kvm | tcg | auto: probe KVM at start
+//! libvirt_network = "default"       # NICs on this libvirt network; "user":
+//!                                   # QEMU user-mode networking; none: no NIC
 //! # console_types: libvirt nodes serve ["novnc", "xvpvnc"] unless listed
 //!
 //! [[template]]                      # what `template_id` names (libvirt)
@@ -201,7 +203,18 @@ pub enum NodeBackend {
     /// The in-memory fake driver ([`crate::FakeDriver`]).
     Fake,
     /// A libvirt daemon ([`crate::libvirt::LibvirtDriver`]).
-    Libvirt { uri: String, accel: Accel },
+    Libvirt { uri: String, accel: Accel, network: Option<NodeNetwork> },
+}
+
+/// Where a libvirt node's guests get their network interfaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeNetwork {
+    /// A libvirt network of the node's daemon (`virsh net-list`), e.g.
+    /// `default` (NAT with DHCP through dnsmasq).
+    Libvirt(String),
+    /// QEMU's user-mode networking: no bridge, no root needed (session
+    /// daemons), outbound only.
+    User,
 }
 
 /// How a libvirt node runs guests: hardware virtualization or emulation.
@@ -418,6 +431,7 @@ struct RawNode {
     driver: Option<String>,
     libvirt_uri: Option<String>,
     accel: Option<Accel>,
+    libvirt_network: Option<String>,
 }
 
 fn yes() -> bool {
@@ -762,14 +776,20 @@ impl Validator<'_> {
             }
             let backend = match (n.driver.as_deref(), n.libvirt_uri) {
                 (Some("libvirt"), Some(uri)) if !uri.trim().is_empty() => {
-                    NodeBackend::Libvirt { uri, accel: n.accel.unwrap_or(Accel::Auto) }
+                    let network = match n.libvirt_network.as_deref().map(str::trim) {
+                        None => None,
+                        Some("") => return Err(self.err(&entry, "libvirt_network is empty; name a libvirt network, or \"user\"")),
+                        Some("user") => Some(NodeNetwork::User),
+                        Some(name) => Some(NodeNetwork::Libvirt(name.to_string())),
+                    };
+                    NodeBackend::Libvirt { uri, accel: n.accel.unwrap_or(Accel::Auto), network }
                 }
                 (Some("libvirt"), _) => {
                     return Err(self.err(&entry, "driver \"libvirt\" needs libvirt_uri, e.g. \"qemu:///system\""));
                 }
-                (None | Some("fake"), None) if n.accel.is_none() => NodeBackend::Fake,
+                (None | Some("fake"), None) if n.accel.is_none() && n.libvirt_network.is_none() => NodeBackend::Fake,
                 (None | Some("fake"), _) => {
-                    return Err(self.err(&entry, "libvirt_uri and accel are for driver = \"libvirt\" nodes"));
+                    return Err(self.err(&entry, "libvirt_uri, accel and libvirt_network are for driver = \"libvirt\" nodes"));
                 }
                 (Some(other), _) => {
                     return Err(self.err(&entry, format!("driver {other:?} is not a driver; use \"fake\" or \"libvirt\"")));

@@ -65,6 +65,12 @@ impl ServerFiles {
     pub fn shelved_disk(&self) -> PathBuf {
         self.dir.join("shelved.qcow2")
     }
+
+    /// The config drive: an ISO 9660 image labelled `config-2` holding
+    /// `openstack/latest/meta_data.json` and `user_data`, as Nova's.
+    pub fn config_drive(&self) -> PathBuf {
+        self.dir.join("config.iso")
+    }
 }
 
 /// What a domain is made of.
@@ -84,6 +90,31 @@ pub struct DomainSpec<'a> {
     pub volumes: &'a [(PathBuf, String)],
     /// Give the guest a qemu-guest-agent channel (UPDATE_PASSWORD).
     pub agent: bool,
+    /// Network interfaces: (MAC address, where it plugs in).
+    pub nics: &'a [(String, NicSource)],
+    /// Attach the config drive (`config.iso`) as `vdz`, read-only.
+    pub config_drive: bool,
+}
+
+/// Where a network interface plugs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NicSource {
+    /// A libvirt network of the node's daemon.
+    Network(String),
+    /// QEMU user-mode networking.
+    User,
+}
+
+/// The device a config drive takes (volumes get `vdb` to `vdy`).
+pub const CONFIG_DRIVE_DEVICE: &str = "vdz";
+
+/// The `<interface>` element of a virtio NIC.
+pub fn nic_xml(mac: &str, source: &NicSource) -> String {
+    let (kind, source) = match source {
+        NicSource::Network(name) => ("network", format!("      <source network='{}'/>\n", esc(name))),
+        NicSource::User => ("user", String::new()),
+    };
+    format!("    <interface type='{kind}'>\n      <mac address='{}'/>\n{source}      <model type='virtio'/>\n    </interface>\n", esc(mac))
 }
 
 /// The `<disk>` element of a qcow2 file as virtio device `dev` (`vda`).
@@ -144,6 +175,16 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     // with UNRESCUE (Nova keeps them attached; this driver does not yet).
     for (file, dev) in d.volumes.iter().filter(|_| !d.rescue) {
         disks.push_str(&disk_xml(file, dev));
+    }
+    if d.config_drive {
+        disks.push_str(&format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>\n      \
+             <target dev='{CONFIG_DRIVE_DEVICE}' bus='virtio'/>\n      <readonly/>\n    </disk>\n",
+            path(&d.files.config_drive())
+        ));
+    }
+    for (mac, source) in d.nics {
+        disks.push_str(&nic_xml(mac, source));
     }
     let agent = if d.agent {
         "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n"
@@ -235,7 +276,7 @@ mod tests {
     fn qemu_domains_boot_the_template_with_the_hostname_and_log_the_console() {
         let files = ServerFiles::new(Path::new("/srv/vnext"), "s-1");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true });
+        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
         for want in [
             "<domain type='qemu'>", "<name>vnext-s-1</name>", "<uuid>s-1</uuid>", "<memory unit='MiB'>128</memory>",
             "<vcpu>2</vcpu>", "<kernel>/t/vmlinuz</kernel>", "<initrd>/t/initrd &amp; co</initrd>",
@@ -260,7 +301,7 @@ mod tests {
         // The domain XML this module writes has one.
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
         assert_eq!(vnc_display(&xml).map(|d| d.listen), Some("127.0.0.1".to_string()));
     }
 
@@ -268,9 +309,9 @@ mod tests {
     fn image_templates_boot_the_disk_and_test_domains_are_bare() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
         assert!(xml.contains("<boot dev='hd'/>") && !xml.contains("<kernel>") && xml.contains("type='kvm'"), "{xml}");
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
         assert!(xml.starts_with("<domain type='test'>") && !xml.contains("<devices>"), "{xml}");
     }
 
@@ -278,9 +319,20 @@ mod tests {
     fn a_rescued_domain_boots_the_rescue_disk_with_the_root_disk_second() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false, nics: &[], config_drive: false });
         let rescue = xml.find("/d/s/rescue.qcow2").expect("rescue disk");
         let root = xml.find("/d/s/root.qcow2").expect("root disk");
         assert!(rescue < root && xml.contains("<target dev='vdb'"), "{xml}");
+    }
+
+    #[test]
+    fn nics_and_the_config_drive_are_devices_of_the_domain() {
+        let files = ServerFiles::new(Path::new("/d"), "s");
+        let boot = kernel();
+        let nics = [("52:54:00:00:00:01".to_string(), NicSource::Network("default".into())), ("52:54:00:00:00:02".to_string(), NicSource::User)];
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true });
+        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>"] {
+            assert!(xml.contains(want), "{want} not in\n{xml}");
+        }
     }
 }

@@ -40,17 +40,17 @@ pub mod domain;
 
 use crate::console_proxy::{ConsoleProxy, ConsoleTarget};
 use crate::driver::{BoxFuture, Driver, StepError, StepRequest};
-use crate::inventory::{Inventory, LibvirtOptions, NodeBackend, NodeConfig, TemplateBoot, TemplateConfig};
+use crate::inventory::{Inventory, LibvirtOptions, NodeBackend, NodeConfig, NodeNetwork, TemplateBoot, TemplateConfig};
 use accel::AccelChoice;
-use domain::{DomainKind, DomainSpec, ServerFiles, domain_name, domain_xml};
+use domain::{DomainKind, DomainSpec, NicSource, ServerFiles, domain_name, domain_xml};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vnext_core::events::{BlockDeviceInfo, ServerRuntime};
+use vnext_core::events::{BlockDeviceInfo, InterfaceInfo, ServerRuntime};
 use vnext_core::hypervisor::{
-    Action, BlockDeviceArgs, ConsoleType, Diagnostics, DiskCounters, HypervisorError, PowerState, RuntimeState, ServerSpec,
+    Action, BlockDeviceArgs, ConsoleType, NetworkInterfaceArgs, Diagnostics, DiskCounters, HypervisorError, PowerState, RuntimeState, ServerSpec,
 };
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -59,6 +59,8 @@ use virt::domain::Domain;
 const POLL: Duration = Duration::from_millis(100);
 /// How long a started domain may take to report running.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a guest may take to release a hot-unplugged device.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The root disk size when neither the spec nor the template gives one.
 const MIN_ROOT_DISK_GB: u64 = 1;
 /// Where SNAPSHOT and BACKUP put the templates they make, under `[libvirt] dir`.
@@ -92,6 +94,26 @@ struct Placed {
     /// Attached volumes, in attach order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<Volume>,
+    /// Network interfaces, in plug order (on the node's network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    nics: Vec<Nic>,
+    /// The server has a config drive (`config.iso`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    config_drive: bool,
+}
+
+/// A network interface of a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Nic {
+    mac: String,
+    /// The network the API named when it attached it, if any.
+    network_id: Option<String>,
+}
+
+/// A locally administered MAC in QEMU's range.
+fn new_mac() -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
 }
 
 /// A volume attached to a server: `<dir>/volumes/<volume_id>.qcow2`.
@@ -109,6 +131,8 @@ struct Node {
     /// The open connection; `None` until first used or after it broke.
     conn: Mutex<Option<Connect>>,
     accel: AccelChoice,
+    /// Where its guests' NICs plug in; `None`: no NICs.
+    network: Option<NodeNetwork>,
 }
 
 impl Node {
@@ -187,13 +211,14 @@ impl LibvirtDriver {
             .nodes
             .iter()
             .filter_map(|n| match &n.backend {
-                NodeBackend::Libvirt { uri, accel } => Some((
+                NodeBackend::Libvirt { uri, accel, network } => Some((
                     n.id.clone(),
                     Node {
                         config: n.clone(),
                         uri: uri.clone(),
                         conn: Mutex::new(None),
                         accel: AccelChoice::new(*accel, uri, &n.hostname, probe_kernel.clone(), dir.join("probes")),
+                        network: network.clone(),
                     },
                 )),
                 NodeBackend::Fake => None,
@@ -336,17 +361,54 @@ impl LibvirtDriver {
             })
             .await?;
         let mut block_devices = vec![BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() }];
+        let mut interfaces = Vec::new();
         if let Some(p) = self.placed(server_id) {
             block_devices.extend(p.volumes.iter().map(|v| BlockDeviceInfo { device: format!("/dev/{}", v.device), kind: "PERSISTENT".into() }));
+            let leases = if p.nics.is_empty() || power != PowerState::Running { HashMap::new() } else { self.leases(node, server_id).await };
+            interfaces = p
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(i, n)| InterfaceInfo {
+                    name: format!("eth{i}"),
+                    ip4: leases.get(&n.mac).cloned(),
+                    ip6: None,
+                    mac: n.mac.clone(),
+                })
+                .collect();
         }
         Ok(ServerRuntime {
             power_state: power,
             compute_node_id: Some(node.config.id.clone()),
             compute_node_hostname: Some(node.config.hostname.clone()),
             placement_id: None,
-            interfaces: Vec::new(),
+            interfaces,
             block_devices,
         })
+    }
+
+    /// The IPv4 addresses the network's DHCP server leased, by MAC (none
+    /// for user-mode networking, or before the guest asked).
+    async fn leases(&self, node: &Node, server_id: &str) -> HashMap<String, String> {
+        if node.is_test() || !matches!(node.network, Some(NodeNetwork::Libvirt(_))) {
+            return HashMap::new();
+        }
+        let name = domain_name(server_id);
+        self.with_conn(&node.config.id, "reading DHCP leases", move |c| {
+            let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+            let ifaces = dom
+                .interface_addresses(virt::sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+                .map_err(lv("reading leases"))?;
+            Ok(ifaces
+                .into_iter()
+                .filter_map(|i| {
+                    let v4 = i.addrs.iter().find(|a| a.typed == virt::sys::VIR_IP_ADDR_TYPE_IPV4 as i64)?;
+                    Some((i.hwaddr.to_ascii_lowercase(), v4.addr.clone()))
+                })
+                .collect())
+        })
+        .await
+        .unwrap_or_default()
     }
 
     fn template(&self, id: &str) -> Result<TemplateConfig, StepError> {
@@ -375,7 +437,148 @@ impl LibvirtDriver {
             rescue: placed.rescue_template_id.is_some(),
             volumes: &placed.volumes.iter().map(|v| (self.volume_path(&v.volume_id), v.device.clone())).collect::<Vec<_>>(),
             agent: true,
+            // NICs plug into the network of the node the domain is on.
+            nics: &match nic_source(node) {
+                Some(source) => placed.nics.iter().map(|n| (n.mac.clone(), source.clone())).collect::<Vec<_>>(),
+                None => Vec::new(),
+            },
+            config_drive: placed.config_drive,
         }))
+    }
+
+    /// BLOCK_DEVICE_MAPPING of a spawn: the config drive, as Nova's (ISO
+    /// 9660, label `config-2`, `openstack/latest/meta_data.json` with the
+    /// server's id and hostname, and `user_data` decoded). Returns whether
+    /// the server has one (not on the test driver, which has no files).
+    async fn make_config_drive(&self, node: &Node, server_id: &str, hostname: &str, user_data: Option<&str>) -> Result<bool, StepError> {
+        if node.is_test() {
+            return Ok(false);
+        }
+        let files = self.files(server_id);
+        let iso = files.config_drive();
+        if iso.exists() {
+            return Ok(true); // a step run again
+        }
+        let staging = files.dir.join("config-drive");
+        let latest = staging.join("openstack").join("latest");
+        let io = |e: std::io::Error| aborted(format!("cannot write the config drive's files in {}: {e}", staging.display()));
+        std::fs::create_dir_all(&latest).map_err(io)?;
+        let meta = serde_json::json!({ "uuid": server_id, "hostname": hostname, "name": hostname, "launch_index": 0 });
+        std::fs::write(latest.join("meta_data.json"), meta.to_string()).map_err(io)?;
+        if let Some(text) = user_data {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| aborted(format!("user_data is not base64 ({e})")))?;
+            std::fs::write(latest.join("user_data"), bytes).map_err(io)?;
+        }
+        let part = part_of(&iso);
+        let deadline = Duration::from_millis(self.inner.options.call_timeout_ms);
+        let out = tokio::time::timeout(
+            deadline,
+            tokio::process::Command::new("genisoimage")
+                .args(["-quiet", "-r", "-J", "-V", "config-2", "-o"])
+                .arg(&part)
+                .arg(&staging)
+                .output(),
+        )
+        .await
+        .map_err(|_| StepError::TimedOut(format!("genisoimage did not make the config drive within {} s", deadline.as_secs())))?
+        .map_err(|e| aborted(format!("cannot run genisoimage for the config drive (apt install genisoimage): {e}")))?;
+        let _ = std::fs::remove_dir_all(&staging);
+        if !out.status.success() {
+            return Err(aborted(format!("genisoimage could not make the config drive: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        std::fs::rename(&part, &iso).map_err(|e| aborted(format!("cannot complete {}: {e}", iso.display())))?;
+        Ok(true)
+    }
+
+    /// ATTACH_NETWORK_INTERFACE: a virtio NIC on the node's network, with
+    /// the MAC asked for or a new one, hot-plugged and kept in the
+    /// definition.
+    async fn attach_nic(&self, node: &Node, server_id: &str, placed: &Placed, args: &NetworkInterfaceArgs) -> Result<(), StepError> {
+        let source = nic_source(node).ok_or_else(|| {
+            aborted(format!("compute node {} has no network for interfaces (libvirt_network in the inventory)", node.config.hostname))
+        })?;
+        let mac = args.mac.clone().map(|m| m.to_ascii_lowercase()).unwrap_or_else(new_mac);
+        if placed.nics.iter().any(|n| n.mac == mac) {
+            return Ok(()); // attached already (a step run again)
+        }
+        if self.inner.servers.lock().unwrap().values().any(|p| p.nics.iter().any(|n| n.mac == mac)) {
+            return Err(aborted(format!("MAC {mac} is in use by another server's interface")));
+        }
+        let xml = domain::nic_xml(&mac, &source);
+        let test = node.is_test();
+        self.on_domain(node, server_id, "attaching the interface", move |d| {
+            d.attach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("attach"))
+        })
+        .await?;
+        let mut changed = placed.clone();
+        changed.nics.push(Nic { mac, network_id: args.network_id.clone() });
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
+        Ok(())
+    }
+
+    /// Waits until the running guest has released a hot-unplugged device
+    /// (QEMU removes it once the guest acknowledges the unplug), as Nova
+    /// waits; `needle` is what names the device in the live XML.
+    async fn wait_device_gone(&self, node: &Node, server_id: &str, needle: String) -> Result<(), StepError> {
+        let started = Instant::now();
+        loop {
+            let name = domain_name(server_id);
+            let n = needle.clone();
+            let present = self
+                .with_conn(&node.config.id, "checking the unplug", move |c| {
+                    let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
+                    Ok(is_active(&dom)? && dom.get_xml_desc(0).map_err(lv("reading the domain XML"))?.contains(&n))
+                })
+                .await?;
+            if !present {
+                return Ok(());
+            }
+            if started.elapsed() > DETACH_TIMEOUT {
+                return Err(StepError::TimedOut(format!(
+                    "the guest did not release the device within {} s (it must acknowledge the unplug); \
+                     it is removed from the definition and goes at the next restart",
+                    DETACH_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// DETACH_NETWORK_INTERFACE: the NIC with the MAC given, else the first
+    /// on the network given.
+    async fn detach_nic(&self, node: &Node, server_id: &str, placed: &Placed, args: &NetworkInterfaceArgs) -> Result<(), StepError> {
+        let mac = args.mac.as_ref().map(|m| m.to_ascii_lowercase());
+        let Some(nic) = placed
+            .nics
+            .iter()
+            .find(|n| match (&mac, &args.network_id) {
+                (Some(mac), _) => &n.mac == mac,
+                (None, Some(net)) => n.network_id.as_ref() == Some(net),
+                (None, None) => false,
+            })
+            .cloned()
+        else {
+            return Err(aborted("the server has no such interface (match by mac, or by the network_id it was attached with)"));
+        };
+        if let Some(source) = nic_source(node) {
+            let xml = domain::nic_xml(&nic.mac, &source);
+            let test = node.is_test();
+            self.on_domain(node, server_id, "detaching the interface", move |d| {
+                d.detach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("detach"))
+            })
+            .await?;
+        }
+        // Out of the definition already: recorded gone whatever the guest does.
+        let mut changed = placed.clone();
+        changed.nics.retain(|n| n.mac != nic.mac);
+        self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
+        if nic_source(node).is_some() {
+            self.wait_device_gone(node, server_id, nic.mac.clone()).await?;
+        }
+        Ok(())
     }
 
     fn volume_path(&self, volume_id: &str) -> PathBuf {
@@ -395,13 +598,13 @@ impl LibvirtDriver {
         }
         let taken: Vec<&str> = placed.volumes.iter().map(|v| v.device.as_str()).collect();
         let device = match args.device.as_deref().map(|d| d.trim_start_matches("/dev/")) {
-            Some(d) if !(d.len() == 3 && d.starts_with("vd") && (b'b'..=b'z').contains(&d.as_bytes()[2])) => {
-                return Err(aborted(format!("device {d:?} cannot be used: give vdb to vdz (vda is the root disk)")));
+            Some(d) if !(d.len() == 3 && d.starts_with("vd") && (b'b'..=b'y').contains(&d.as_bytes()[2])) => {
+                return Err(aborted(format!("device {d:?} cannot be used: give vdb to vdy (vda is the root disk, vdz the config drive)")));
             }
             Some(d) if taken.contains(&d) => return Err(aborted(format!("device {d} is in use by another volume"))),
             Some(d) => d.to_string(),
-            None => (b'b'..=b'z').map(|c| format!("vd{}", c as char)).find(|d| !taken.contains(&d.as_str()))
-                .ok_or_else(|| aborted("the server has no free virtio device left (vdb to vdz)"))?,
+            None => (b'b'..=b'y').map(|c| format!("vd{}", c as char)).find(|d| !taken.contains(&d.as_str()))
+                .ok_or_else(|| aborted("the server has no free virtio device left (vdb to vdy)"))?,
         };
         let file = self.volume_path(&args.volume_id);
         if !node.is_test() && !file.exists() {
@@ -434,10 +637,11 @@ impl LibvirtDriver {
             d.detach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("detach"))
         })
         .await?;
+        // Out of the definition already: recorded gone whatever the guest does.
         let mut changed = placed.clone();
         changed.volumes.retain(|v| v.volume_id != volume.volume_id);
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
-        Ok(())
+        self.wait_device_gone(node, server_id, format!("{}.qcow2", volume.volume_id)).await
     }
 
     /// BLOCK_DEVICE_MAPPING of a spawn: the root disk.
@@ -594,7 +798,9 @@ impl LibvirtDriver {
                     template.name, template.min_memory_mb, args.spec.memory_mb
                 )));
             }
-            let placed = Placed {
+            // Earlier steps of this spawn (or of a run before a restart)
+            // may have planned its devices already: keep them.
+            let mut placed = self.placed(server_id).filter(|p| p.node_id == node.config.id).unwrap_or(Placed {
                 node_id: node.config.id.clone(),
                 hostname: args.hostname.clone(),
                 spec: args.spec,
@@ -605,13 +811,22 @@ impl LibvirtDriver {
                 rescue_template_id: None,
                 offloaded: false,
                 volumes: Vec::new(),
-            };
-            self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
-            return match step.step {
+                nics: Vec::new(),
+                config_drive: false,
+            });
+            match step.step {
                 "BLOCK_DEVICE_MAPPING" => {
                     self.make_root_disk(node, server_id, &placed).await?;
-                    Ok(None)
+                    placed.config_drive = self.make_config_drive(node, server_id, &args.hostname, args.user_data.as_deref()).await?;
                 }
+                // One interface on the node's network, if it has one.
+                "NETWORKING" if node.network.is_some() && placed.nics.is_empty() => {
+                    placed.nics.push(Nic { mac: new_mac(), network_id: None });
+                }
+                _ => {}
+            }
+            self.inner.servers.lock().unwrap().insert(server_id.to_string(), placed.clone());
+            return match step.step {
                 "SPAWNING" => {
                     self.define_and_start(node, server_id, &placed).await?;
                     Ok(Some(self.runtime(node, server_id).await?))
@@ -740,6 +955,8 @@ impl LibvirtDriver {
             Action::Unshelve => self.unshelve(node, server_id, &placed).await?,
             Action::Move(args) => self.move_step(step, node, server_id, &placed, args.live).await?,
             Action::AttachBlockDevice(args) => self.attach_volume(node, server_id, &placed, args).await?,
+            Action::AttachNetworkInterface(args) => self.attach_nic(node, server_id, &placed, args).await?,
+            Action::DetachNetworkInterface(args) => self.detach_nic(node, server_id, &placed, args).await?,
             Action::DetachBlockDevice(args) => self.detach_volume(node, server_id, &placed, args).await?,
             // Through qemu-guest-agent (the domain has its channel); a guest
             // without the agent does not answer and the task aborts saying so.
@@ -937,7 +1154,17 @@ impl LibvirtDriver {
             };
         }
         match step.step_index {
-            0 => self.stop_for_change(source, server_id).await,
+            0 => {
+                // Checked before anything stops: NICs follow the target's network.
+                if !placed.nics.is_empty() && target.network.is_none() {
+                    return Err(aborted(format!(
+                        "the server has {} network interface(s) and compute node {} has no network for them (libvirt_network)",
+                        placed.nics.len(),
+                        target.config.hostname
+                    )));
+                }
+                self.stop_for_change(source, server_id).await
+            }
             1 => {
                 let mut moved = placed.clone();
                 moved.node_id = target.config.id.clone();
@@ -1146,6 +1373,14 @@ fn device_flags(d: &Domain, test: bool) -> Result<u32, String> {
     }
     let live = if is_active(d)? { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
     Ok(virt::sys::VIR_DOMAIN_AFFECT_CONFIG | live)
+}
+
+/// Where the node's NICs plug in (`None`: the node has no network).
+fn nic_source(node: &Node) -> Option<NicSource> {
+    match node.network.as_ref()? {
+        NodeNetwork::Libvirt(name) => Some(NicSource::Network(name.clone())),
+        NodeNetwork::User => Some(NicSource::User),
+    }
 }
 
 fn image_format(path: &Path) -> &'static str {
