@@ -1364,7 +1364,10 @@ The semantics follow Nova, except: RESIZE and MOVE have no confirm/revert step,
 so they end in the state they started from (`RESIZED` is never produced; a
 completed RESIZE gives the server the new `type_id` and that type's `spec`,
 and a server resized while powered off stays off); LOCK and UNLOCK have no items; a failed CREATE, RESIZE, MOVE or TERMINATE
-leaves the server in `ERROR`, any other failure restores the prior state.
+leaves the server in `ERROR` (but a RESIZE or MOVE that fails in PREPARING,
+before the server was touched: no room, a live MOVE the hypervisor refuses,
+leaves it as it was, as Nova's NoValidHost does), any other failure restores
+the prior state.
 A failed CREATE is rolled back: the server is in `ERROR` on no compute node, no
 hypervisor holds it, and only TERMINATE (and LOCK, UNLOCK) may start; the other
 actions the table allows from `ERROR` get 409.
@@ -1392,9 +1395,11 @@ Every route of the contract (`../shared/spec/vnext-api.md`) is served and
 documented above. What the contract asks for beyond them and the code does not
 do yet:
 
-- Nothing: every action runs on the fake driver's nodes. On libvirt nodes
-  (real QEMU guests) a network interface hot-plug and a live MOVE end the
-  task `ABORTED` with a message saying so (see docs/architecture.md).
+- Nothing: every action runs on the fake driver's nodes and on libvirt
+  nodes (real QEMU guests). On libvirt nodes a live MOVE that libvirt
+  refuses (two nodes on one machine) ends `ABORTED` naming the cold MOVE,
+  and UPDATE_PASSWORD needs qemu-guest-agent in the guest (see
+  docs/architecture.md).
 """)
 
 # ---------------------------------------------------------------- differences

@@ -1,7 +1,7 @@
 //! Real virtual machines: the API on the libvirt driver, QEMU guests booted
 //! from the tiny template (scripts/setup-libvirt.sh installs QEMU and the
-//! daemons and builds it), two libvirt nodes on two daemons, the system one
-//! and root's session one (tests/fixtures/libvirt-inventory.toml).
+//! daemons and builds it), two libvirt nodes on the system daemon with two
+//! networks (tests/fixtures/libvirt-inventory.toml).
 //! Each action is checked through the API and through libvirt itself
 //! (`virsh`), and each guest's console shows its own banner.
 //!
@@ -29,35 +29,21 @@ fn admin() -> String {
     format!("{ADMIN}:{PROJECT}:admin")
 }
 
-/// The nodes' daemons (tests/fixtures/libvirt-inventory.toml).
-const DAEMONS: [&str; 2] = ["qemu:///system", "qemu:///session"];
-
-/// `virsh` on one daemon.
-fn virsh_at(uri: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("virsh").arg("-c").arg(uri).args(args).output().expect("virsh (scripts/setup-libvirt.sh)");
+/// `virsh` on the nodes' daemon.
+fn virsh(args: &[&str]) -> (bool, String) {
+    let out = Command::new("virsh").arg("-c").arg("qemu:///system").args(args).output().expect("virsh (scripts/setup-libvirt.sh)");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim().to_string())
 }
 
-/// `virsh` on the system daemon.
-fn virsh(args: &[&str]) -> (bool, String) {
-    virsh_at(DAEMONS[0], args)
-}
-
-/// The daemon that holds the server's domain, if one does.
-fn daemon_of(server: &str) -> Option<&'static str> {
-    DAEMONS.into_iter().find(|uri| virsh_at(uri, &["domstate", &format!("vnext-{server}")]).0)
-}
-
-/// `virsh <command> vnext-<server>` on the daemon that holds it.
+/// `virsh <command> vnext-<server>`.
 fn on_domain(server: &str, command: &str) -> String {
-    let uri = daemon_of(server).unwrap_or_else(|| panic!("server {server} has no domain"));
-    virsh_at(uri, &[command, &format!("vnext-{server}")]).1
+    virsh(&[command, &format!("vnext-{server}")]).1
 }
 
-/// The domain's state as libvirt says it (`None`: no such domain on
-/// either daemon).
+/// The domain's state as libvirt says it (`None`: no such domain).
 fn domstate(server: &str) -> Option<String> {
-    daemon_of(server).map(|_| on_domain(server, "domstate"))
+    let (ok, out) = virsh(&["domstate", &format!("vnext-{server}")]);
+    ok.then_some(out)
 }
 
 /// Removes the test's domains however the test ends, so a failure leaves
@@ -68,10 +54,8 @@ impl Drop for Domains {
     fn drop(&mut self) {
         for id in &self.0 {
             let name = format!("vnext-{id}");
-            for uri in DAEMONS {
-                let _ = virsh_at(uri, &["destroy", &name]);
-                let _ = virsh_at(uri, &["undefine", &name, "--managed-save"]);
-            }
+            let _ = virsh(&["destroy", &name]);
+            let _ = virsh(&["undefine", &name, "--managed-save"]);
         }
     }
 }
@@ -181,10 +165,19 @@ fn console(host: &Host, server: &str) -> String {
     r.body
 }
 
+/// Waits until the console shows `text` `times` times; a timeout shows
+/// the console.
+fn wait_console(host: &Host, server: &str, text: &str, times: usize) {
+    let started = std::time::Instant::now();
+    while console(host, server).matches(text).count() < times {
+        assert!(started.elapsed() < BOOT, "no {text:?} (#{times}) on the console of {server} within {BOOT:?}:\n{}", console(host, server));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until the console shows the banner `times` times.
 fn wait_banner(host: &Host, server: &str, hostname: &str, times: usize) {
-    let banner = format!("vnext tiny guest: {hostname} is up");
-    wait_for(&format!("{hostname}'s banner #{times}"), BOOT, || (console(host, server).matches(&banner).count() >= times).then_some(()));
+    wait_console(host, server, &format!("vnext tiny guest: {hostname} is up"), times);
 }
 
 #[test]
@@ -235,16 +228,16 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
         wait_banner(&host, id, name, 1);
     }
     // The config drive carries user_data (base64 of "hello from vm-1").
-    wait_for("vm-1's user_data on its console", BOOT, || console(&host, &ids[0]).contains("user_data: hello from vm-1").then_some(()));
-    // Each guest has a NIC on its node's network; on qemu-a's libvirt
-    // network it gets an address from DHCP.
+    wait_console(&host, &ids[0], "user_data: hello from vm-1", 1);
+    // Each guest has a NIC on its node's network, which gives it an
+    // address by DHCP: libvirt's NAT network on qemu-a, QEMU's user-mode
+    // network on qemu-b.
     for id in &ids {
         let s = get(&host, &format!("/servers/{id}"));
         let mac = s["networking"]["interfaces"][0]["mac"].as_str().unwrap_or_else(|| panic!("a NIC: {s}")).to_string();
         assert!(on_domain(id, "domiflist").contains(&mac), "{}", on_domain(id, "domiflist"));
-        if daemon_of(id) == Some(DAEMONS[0]) {
-            wait_for("a DHCP lease", BOOT, || console(&host, id).contains("eth0 has 192.168.122.").then_some(()));
-        }
+        let subnet = if s["_elevated"]["compute_node_hostname"] == "qemu-a" { "192.168.122." } else { "10.0.2." };
+        wait_console(&host, id, &format!("eth0 has {subnet}"), 1);
     }
     // Both nodes take guests (the scheduler prefers the one with more room).
     let nodes: std::collections::BTreeSet<String> =
@@ -340,7 +333,12 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert_eq!(t["state"], "COMPLETED", "{t}");
     let golden = t["id"].as_str().unwrap().to_string();
     assert_eq!(domstate(vm1).as_deref(), Some("running"), "the guest runs on after its snapshot");
+    // vm-1 was resized to 2 GB of disk: its snapshot needs that much.
     let launch = json!({"defaults": {"type_id": type_id, "template_id": golden}, "servers": [{"hostname": "vm-4"}]});
+    let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("2 GB of root disk"), "{}", r.body);
+    let launch = json!({"defaults": {"type_id": bigger, "template_id": golden}, "servers": [{"hostname": "vm-4"}]});
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
     assert_eq!(r.status, 202, "{}", r.body);
     let vm4 = r.json()[0]["id"].as_str().unwrap().to_string();
@@ -348,18 +346,20 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     wait_for("vm-4 ACTIVE", BOOT, || (get(&host, &format!("/servers/{vm4}"))["virt_state"] == "ACTIVE").then_some(()));
     wait_banner(&host, &vm4, "vm-4", 1);
 
-    // MOVE (cold) to the other node: the domain leaves one daemon for the other.
+    // MOVE (cold) to the other node: its NIC moves to that node's network.
     let node_of = |id: &str| get(&host, &format!("/servers/{id}"))["_elevated"]["compute_node_hostname"].as_str().unwrap().to_string();
-    let (from_node, from_daemon) = (node_of(vm2), daemon_of(vm2).unwrap());
+    let nic_type = |node: &str| if node == "qemu-a" { " network " } else { " user " };
+    let from_node = node_of(vm2);
+    assert!(on_domain(vm2, "domiflist").contains(nic_type(&from_node)), "{}", on_domain(vm2, "domiflist"));
     let t = task(&host, vm2, json!({"action": "MOVE", "live": true}));
     assert_eq!(t["state"], "ABORTED", "{t}");
     assert!(t["error"].as_str().unwrap().contains("cold"), "a live MOVE names the cold one: {t}");
+    assert_eq!(get(&host, &format!("/servers/{vm2}"))["virt_state"], "ACTIVE", "refused in PREPARING: untouched");
     let s = completed(&host, vm2, json!({"action": "MOVE"}));
     assert_eq!(s["virt_state"], "ACTIVE");
-    assert_ne!(node_of(vm2), from_node);
-    let to_daemon = daemon_of(vm2).unwrap();
-    assert_ne!(to_daemon, from_daemon, "defined on the other daemon");
-    assert!(!virsh_at(from_daemon, &["domstate", &format!("vnext-{vm2}")]).0, "and gone from the first");
+    let to_node = node_of(vm2);
+    assert_ne!(to_node, from_node);
+    assert!(on_domain(vm2, "domiflist").contains(nic_type(&to_node)), "{}", on_domain(vm2, "domiflist"));
     assert_eq!(domstate(vm2).as_deref(), Some("running"));
     wait_banner(&host, vm2, "vm-2", 4);
 
@@ -409,7 +409,7 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     // libvirtd hangs, then dies, under a server's task: each task ends with
     // a message naming the node instead of hanging; the guest and its
     // record survive; once the daemon is back, tasks complete again.
-    let sys = cleanup.0.iter().find(|id| daemon_of(id) == Some(DAEMONS[0])).cloned().expect("a server on the system daemon");
+    let sys = cleanup.0.iter().find(|id| node_of(id) == "qemu-a").cloned().expect("a server on qemu-a");
     let pid = libvirtd_pid();
     let back = DaemonBack(pid.clone());
     signal(&pid, "STOP");

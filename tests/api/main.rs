@@ -6,6 +6,7 @@ mod harness;
 mod keystone;
 mod launch;
 mod libvirt;
+mod observations;
 mod lists;
 mod placements;
 mod proposal;

@@ -134,6 +134,12 @@ pub fn apply_to_server(server: &mut ServerRecord, task: &TaskRecord, ev: &TaskEv
     if ev.operation_state.is_terminal() {
         let completed = ev.operation_state == OperationState::Completed;
         server.virt_state = row.virt_after(completed, task.from_virt_state);
+        // A RESIZE or MOVE that fails in its first item (PREPARING: no
+        // room, a live MOVE the hypervisor refuses) has not touched the
+        // server yet: it stays as it was, as after Nova's NoValidHost.
+        if !completed && ev.step_index == 0 && matches!(task.action, TaskAction::Resize | TaskAction::Move) {
+            server.virt_state = task.from_virt_state;
+        }
         // The adapter rolls a failed spawn back (its claim released, the
         // driver forgetting it), whatever node an earlier step reported.
         if !completed && task.action == TaskAction::Create {
@@ -451,5 +457,23 @@ mod tests {
         assert_eq!(err.status, 409);
         // A power observation of a terminated server changes nothing.
         assert_eq!(apply_observation(&mut s, &seen(PowerState::Running, "2026-01-03T00:00:00Z")).unwrap(), Observed::Ignored);
+    }
+
+    #[test]
+    fn a_move_refused_in_preparing_leaves_the_server_as_it_was_and_a_later_failure_in_error() {
+        let mut s = server();
+        s.virt_state = VirtState::Active;
+        let mut n = 0;
+        let mut ids = || {
+            n += 1;
+            format!("item{n}")
+        };
+        let t = TaskRecord::new("t1".into(), &s, TaskAction::Move, TaskArgs::default(), "u1", transitions::get(TaskAction::Move).items, "2026-01-01T00:00:00Z", &mut ids);
+        let mut refused = s.clone();
+        apply_to_server(&mut refused, &t, &ev(2, 0, StepState::Aborted, OperationState::Aborted)).unwrap();
+        assert_eq!(refused.virt_state, VirtState::Active);
+        let mut broken = s.clone();
+        apply_to_server(&mut broken, &t, &ev(4, 1, StepState::Aborted, OperationState::Aborted)).unwrap();
+        assert_eq!(broken.virt_state, VirtState::Error);
     }
 }

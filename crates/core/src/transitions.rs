@@ -15,7 +15,10 @@
 //! - LOCK/UNLOCK have no items: they never reach the hypervisor and
 //!   complete when created.
 //! - Failed CREATE, RESIZE, MOVE and TERMINATE leave the server in ERROR
-//!   (Nova does the same); every other failure restores the prior state.
+//!   (Nova does the same), except a RESIZE or MOVE that fails in its first
+//!   item, PREPARING, before the server was touched (no room, a refused
+//!   live MOVE: Nova's NoValidHost); every other failure restores the
+//!   prior state.
 
 use crate::error::{ApiError, ApiResult};
 use crate::hypervisor::{

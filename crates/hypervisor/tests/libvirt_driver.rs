@@ -442,3 +442,28 @@ async fn a_node_with_a_network_gives_each_server_a_nic_that_moves_only_to_such_n
     assert!(e.message().contains("node lv-1 has no network"), "{e:?}");
     assert_eq!(libvirt_state(&s).map(|s| s.0), Some(virt::sys::VIR_DOMAIN_RUNNING), "still running where it was");
 }
+
+#[tokio::test]
+async fn a_cold_move_between_two_daemons_defines_on_the_target_and_undefines_on_the_source() {
+    // A test:/// URI naming a file is a daemon of its own (test:///default
+    // is another), as two libvirt hosts would be.
+    let dir = tempfile::tempdir().unwrap();
+    let node_file = dir.path().join("node.xml");
+    std::fs::write(&node_file, "<node/>").unwrap();
+    let text = inventory_text().replacen(
+        "libvirt_uri = \"test:///default\"\nlibvirt_network = \"default\"",
+        &format!("libvirt_uri = \"test://{}\"", node_file.display()),
+        1,
+    );
+    let inventory = Inventory::parse(&text, "/etc/vnext/inventory.toml").unwrap();
+    let h = Harness { driver: LibvirtDriver::new(&inventory, dir.path().join("servers")), inventory, _dir: dir };
+    let s = h.spawn("traveller").await;
+    let mv = op(&s, Action::Move(vnext_core::hypervisor::MoveArgs { candidate_node_ids: vec![], live: false }), &["PREPARING", "MIGRATING", "FINALIZING"]);
+    let rt = h.run_on(&mv, NODE_LV2).await.unwrap().unwrap();
+    assert_eq!((rt.power_state, rt.compute_node_hostname.as_deref()), (PowerState::Running, Some("lv-2")));
+    assert_eq!(libvirt_state(&s), None, "gone from the source daemon");
+    assert_eq!(h.driver.server_state(&s).await.unwrap().power_state, PowerState::Running, "running on the target's");
+    // And back: the two daemons' domains stay apart.
+    h.run_on(&mv, NODE_LV).await.unwrap();
+    assert_eq!(libvirt_state(&s).map(|s| s.0), Some(virt::sys::VIR_DOMAIN_RUNNING));
+}

@@ -10,6 +10,9 @@
 //! The decision is printed once per node. `accel = "kvm"` or `"tcg"` in the
 //! inventory skips the probe.
 
+/// Name prefix of the probe guests (their domains are not servers).
+pub const PROBE_PREFIX: &str = "vnext-kvm-probe-";
+
 use super::domain::DomainKind;
 use crate::inventory::Accel;
 use std::path::PathBuf;
@@ -99,7 +102,7 @@ fn probe_kvm(uri: &str, hostname: &str, kernel: Option<PathBuf>, dir: &std::path
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log = dir.join(format!("kvm-probe-{hostname}.log"));
     let _ = std::fs::remove_file(&log);
-    let name = format!("vnext-kvm-probe-{hostname}");
+    let name = format!("{PROBE_PREFIX}{hostname}");
     let xml = format!(
         "<domain type='kvm'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
          <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel><cmdline>console=ttyS0 panic=0</cmdline></os>\

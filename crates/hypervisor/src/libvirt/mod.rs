@@ -953,7 +953,12 @@ impl LibvirtDriver {
                 return Ok(Some(off_node()));
             }
             Action::Unshelve => self.unshelve(node, server_id, &placed).await?,
-            Action::Move(args) => self.move_step(step, node, server_id, &placed, args.live).await?,
+            Action::Move(args) => {
+                self.move_step(step, node, server_id, &placed, args.live).await?;
+                // Until MIGRATING, the domain is on the source node.
+                let on = if step.step_index == 0 { self.node(&placed.node_id)? } else { node };
+                return Ok(Some(self.runtime(on, server_id).await?));
+            }
             Action::AttachBlockDevice(args) => self.attach_volume(node, server_id, &placed, args).await?,
             Action::AttachNetworkInterface(args) => self.attach_nic(node, server_id, &placed, args).await?,
             Action::DetachNetworkInterface(args) => self.detach_nic(node, server_id, &placed, args).await?,
@@ -1147,8 +1152,9 @@ impl LibvirtDriver {
     async fn move_step(&self, step: StepRequest<'_>, target: &Node, server_id: &str, placed: &Placed, live: bool) -> Result<(), StepError> {
         let source = self.node(&placed.node_id)?;
         if live {
+            // Refused in PREPARING, where nothing has changed yet.
             return match step.step_index {
-                0 => Ok(()),
+                0 => self.check_live_migration(source, target),
                 1 => self.live_migrate(source, target, server_id, placed).await,
                 _ => Ok(()),
             };
@@ -1170,26 +1176,23 @@ impl LibvirtDriver {
                 moved.node_id = target.config.id.clone();
                 let xml = self.xml_of(target, server_id, &moved).await?;
                 let name = domain_name(server_id);
-                if source.uri != target.uri {
-                    let n = name.clone();
-                    self.with_conn(&target.config.id, "defining the domain on the target node", move |c| {
-                        Domain::define_xml(c, &xml).map(|_| ()).map_err(lv("defining the domain"))?;
-                        let _ = n;
-                        Ok(())
+                // Two URIs may reach one daemon (root's qemu:///session is
+                // the system daemon): a domain the target already sees is
+                // only defined again there, never undefined.
+                let n = name.clone();
+                let moved_over = self
+                    .with_conn(&target.config.id, "defining the domain on the target node", move |c| {
+                        let already = Domain::lookup_by_name(c, &n).is_ok();
+                        Domain::define_xml(c, &xml).map_err(lv("defining the domain"))?;
+                        Ok(!already)
                     })
                     .await?;
+                if moved_over {
                     self.with_conn(&source.config.id, "undefining the domain on the source node", move |c| {
                         if let Ok(dom) = Domain::lookup_by_name(c, &name) {
                             dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))?;
                         }
                         Ok(())
-                    })
-                    .await?;
-                } else {
-                    // One daemon serves both nodes: the same domain, defined
-                    // again as the target node runs guests (KVM or TCG).
-                    self.with_conn(&target.config.id, "redefining the domain", move |c| {
-                        Domain::define_xml(c, &xml).map(|_| ()).map_err(lv("redefining the domain"))
                     })
                     .await?;
                 }
@@ -1200,19 +1203,18 @@ impl LibvirtDriver {
         }
     }
 
-    async fn live_migrate(&self, source: &Node, target: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
-        let refuse = |why: String| {
-            aborted(format!(
-                "a live MOVE from {} to {} is not possible: {why}; MOVE the server cold (\"live\": false) instead",
-                source.config.hostname, target.config.hostname
-            ))
-        };
+    fn check_live_migration(&self, source: &Node, target: &Node) -> Result<(), StepError> {
         if source.uri == target.uri {
-            return Err(refuse("both nodes are the same libvirt daemon".into()));
+            return Err(refuse_live(source, target, "both nodes are the same libvirt daemon"));
         }
         if source.is_test() || target.is_test() {
-            return Err(refuse("libvirt's test driver does not migrate".into()));
+            return Err(refuse_live(source, target, "libvirt's test driver does not migrate"));
         }
+        Ok(())
+    }
+
+    async fn live_migrate(&self, source: &Node, target: &Node, server_id: &str, placed: &Placed) -> Result<(), StepError> {
+        self.check_live_migration(source, target)?;
         let name = domain_name(server_id);
         let dest = target.uri.clone();
         let flags = virt::sys::VIR_MIGRATE_LIVE
@@ -1224,7 +1226,7 @@ impl LibvirtDriver {
             dom.migrate_to_uri(&dest, flags, None, 0).map_err(|e| e.message().to_string())
         })
         .await
-        .map_err(|e| refuse(e.message().to_string()))?;
+        .map_err(|e| refuse_live(source, target, e.message()))?;
         let mut moved = placed.clone();
         moved.node_id = target.config.id.clone();
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), moved);
@@ -1373,6 +1375,14 @@ fn device_flags(d: &Domain, test: bool) -> Result<u32, String> {
     }
     let live = if is_active(d)? { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
     Ok(virt::sys::VIR_DOMAIN_AFFECT_CONFIG | live)
+}
+
+/// Why a live MOVE cannot be, naming the cold one.
+fn refuse_live(source: &Node, target: &Node, why: &str) -> StepError {
+    aborted(format!(
+        "a live MOVE from {} to {} is not possible: {why}; MOVE the server cold (\"live\": false) instead",
+        source.config.hostname, target.config.hostname
+    ))
 }
 
 /// Where the node's NICs plug in (`None`: the node has no network).
@@ -1589,7 +1599,8 @@ impl Driver for LibvirtDriver {
                     .await;
                 match listed {
                     Ok(names) => {
-                        for name in names {
+                        // (The KVM probe's domains are the adapter's own.)
+                        for name in names.iter().filter(|n| !n.starts_with(accel::PROBE_PREFIX)) {
                             if let Some(id) = name.strip_prefix("vnext-") {
                                 running.insert(id.to_string(), uri.to_string());
                             }
@@ -1605,7 +1616,7 @@ impl Driver for LibvirtDriver {
                     matched += 1;
                 } else {
                     eprintln!(
-                        "vnext-hypervisor: domain vnext-{id} at {uri} belongs to no server this adapter knows                          (not in its journal); left alone"
+                        "vnext-hypervisor: domain vnext-{id} at {uri} belongs to no server this adapter knows (not in its journal); left alone"
                     );
                 }
             }
