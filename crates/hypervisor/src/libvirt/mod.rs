@@ -315,6 +315,17 @@ impl LibvirtDriver {
             };
             let mut conn = conn;
             let result = f(&conn);
+            // A call that failed because the daemon went away names the
+            // daemon and node, and the next call connects afresh.
+            let result = match result {
+                Err(e) if !conn.is_alive().unwrap_or(false) => {
+                    if let Some(mut dead) = node.conn.lock().unwrap().take() {
+                        let _ = dead.close();
+                    }
+                    Err(format!("lost libvirt at {uri} (node {hostname}): {e}"))
+                }
+                other => other,
+            };
             let _ = conn.close();
             result
         });
