@@ -37,7 +37,9 @@ done
 virsh -c qemu:///system version >/dev/null || { echo "libvirtd does not answer on qemu:///system" >&2; exit 1; }
 
 # The NAT network guests' NICs plug into (libvirt_network = "default").
-if ! virsh -c qemu:///system net-info default 2>/dev/null | grep -q '^Active: *yes'; then
+# (Read whole first: grep -q closing the pipe early fails it under pipefail.)
+net=$(virsh -c qemu:///system net-info default 2>/dev/null || true)
+if ! grep -q '^Active: *yes' <<<"$net"; then
   log "starting libvirt's default network"
   virsh -c qemu:///system net-start default >/dev/null
 fi

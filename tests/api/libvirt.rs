@@ -130,6 +130,12 @@ fn completed(host: &Host, server: &str, body: Value) -> Value {
 /// binary frame (a VNC server's RFB greeting), or the HTTP status line when
 /// the proxy refuses the upgrade.
 fn websocket_first_frame(uri: &str) -> Result<Vec<u8>, String> {
+    websocket_exchange(uri, None)
+}
+
+/// [`websocket_first_frame`], sending `hello` first (as a masked binary
+/// frame, as a browser would) for protocols where the client speaks first.
+fn websocket_exchange(uri: &str, hello: Option<&[u8]>) -> Result<Vec<u8>, String> {
     use std::io::{Read, Write};
     let token = vnext_hypervisor::console_proxy::token_of_uri(uri).unwrap_or_else(|| panic!("no token in {uri}"));
     let authority = uri.strip_prefix("http://").and_then(|r| r.split('/').next()).unwrap_or_else(|| panic!("{uri}"));
@@ -151,10 +157,26 @@ fn websocket_first_frame(uri: &str) -> Result<Vec<u8>, String> {
     if !head.starts_with("HTTP/1.1 101") {
         return Err(head.lines().next().unwrap_or_default().to_string());
     }
+    if let Some(hello) = hello {
+        assert!(hello.len() < 126);
+        // Final binary frame, masked with a zero key (payload unchanged).
+        let mut frame = vec![0x82, 0x80 | hello.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(hello);
+        tcp.write_all(&frame).unwrap();
+    }
     let mut frame = [0u8; 2];
     tcp.read_exact(&mut frame).unwrap();
     assert_eq!(frame[0], 0x82, "a final binary frame");
-    let mut payload = vec![0u8; (frame[1] & 0x7f) as usize];
+    let len = match frame[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            tcp.read_exact(&mut n).unwrap();
+            u16::from_be_bytes(n) as usize
+        }
+        127 => panic!("an unexpectedly large frame"),
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
     tcp.read_exact(&mut payload).unwrap();
     Ok(payload)
 }
@@ -251,6 +273,26 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert_eq!(websocket_first_frame(&uri).unwrap(), b"RFB 003.008\n", "the guest's VNC display greets");
     let again = websocket_first_frame(&uri).unwrap_err();
     assert!(again.contains(" 4"), "a used token is refused: {again}");
+    // SPICE on qemu-a, which lists it: the client speaks first (a link
+    // message for the main channel) and the server answers in kind.
+    let on_a = ids.iter().find(|id| get(&host, &format!("/servers/{id}"))["_elevated"]["compute_node_hostname"] == "qemu-a").unwrap();
+    let uri = get(&host, &format!("/servers/{on_a}/consoles/spice"))["uri"].as_str().unwrap().to_string();
+    assert!(uri.contains("/spice_auto.html?token="), "{uri}");
+    let mut link = b"REDQ".to_vec();
+    for word in [2u32, 2, 18, 0] {
+        link.extend_from_slice(&word.to_le_bytes()); // major, minor, size; connection id
+    }
+    link.extend_from_slice(&[1, 0]); // the main channel, id 0
+    for word in [0u32, 0, 18] {
+        link.extend_from_slice(&word.to_le_bytes()); // no caps, at offset 18
+    }
+    let reply = websocket_exchange(&uri, Some(&link)).unwrap();
+    assert_eq!(&reply[..4], b"REDQ", "a SPICE link reply: {reply:?}");
+    let on_b = ids.iter().find(|id| *id != on_a).unwrap();
+    if get(&host, &format!("/servers/{on_b}"))["_elevated"]["compute_node_hostname"] == "qemu-b" {
+        let r = send("GET", &host.url(&format!("/servers/{on_b}/consoles/spice")), Some(&member()), None);
+        assert_eq!(r.status, 400, "qemu-b does not list spice: {}", r.body);
+    }
 
     // REBOOT: the guest goes down on the ACPI button and boots again.
     let s = completed(&host, vm1, json!({"action": "REBOOT"}));

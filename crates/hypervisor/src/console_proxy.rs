@@ -272,6 +272,8 @@ impl ConsoleProxy {
         let base = self.public_url();
         match kind {
             ConsoleType::Xvpvnc => format!("{base}/console?token={token}"),
+            // spice-html5's page, as nova-spicehtml5proxy gives it.
+            ConsoleType::Spice => format!("{base}/spice_auto.html?token={token}"),
             _ => format!("{base}/vnc_auto.html?path=%3Ftoken%3D{token}"),
         }
     }

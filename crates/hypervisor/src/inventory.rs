@@ -181,7 +181,8 @@ impl Default for ConsoleProxyOptions {
 }
 
 /// The console types a libvirt node serves when the inventory lists none:
-/// its domains have a VNC display and no SPICE one.
+/// its domains have a VNC display. A node that lists `spice` gets a SPICE
+/// display too (its QEMU needs SPICE: Debian's qemu-system-modules-spice).
 pub const LIBVIRT_CONSOLE_TYPES: [ConsoleType; 2] = [ConsoleType::Novnc, ConsoleType::Xvpvnc];
 
 /// A compute node as configured.

@@ -94,6 +94,8 @@ pub struct DomainSpec<'a> {
     pub nics: &'a [(String, NicSource)],
     /// Attach the config drive (`config.iso`) as `vdz`, read-only.
     pub config_drive: bool,
+    /// A SPICE display beside the VNC one (QEMU's SPICE module needed).
+    pub spice: bool,
 }
 
 /// Where a network interface plugs in.
@@ -195,12 +197,13 @@ pub fn domain_xml(d: &DomainSpec) -> String {
         "{head}  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n{os}  </os>\n  <features><acpi/></features>\n  \
          <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n\
          {disks}{agent}    <serial type='file'>\n      <source path='{console}' append='on'/>\n      \
-         <target port='0'/>\n    </serial>\n    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n  </devices>\n</domain>\n",
+         <target port='0'/>\n    </serial>\n    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\n{spice}  </devices>\n</domain>\n",
+        spice = if d.spice { "    <graphics type='spice' autoport='yes' listen='127.0.0.1'/>\n" } else { "" },
         console = path(&d.files.console_log()),
     )
 }
 
-/// The VNC display of a running domain, from its live XML.
+/// A display (VNC or SPICE) of a running domain, from its live XML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VncDisplay {
     /// The address QEMU listens on (`127.0.0.1` when none is given).
@@ -224,17 +227,22 @@ impl VncDisplay {
 }
 
 /// The first `<graphics type='vnc' ...>` element of a domain XML, if any.
-/// A small attribute scanner, not an XML parser: libvirt writes this
+pub fn vnc_display(xml: &str) -> Option<VncDisplay> {
+    display(xml, "vnc")
+}
+
+/// The first `<graphics type='<kind>' ...>` element of a domain XML, if
+/// any. A small attribute scanner, not an XML parser: libvirt writes this
 /// element in one known shape (`<graphics type='vnc' port='5900'
 /// autoport='yes' listen='127.0.0.1'>`), and the crate has no XML
 /// dependency.
-pub fn vnc_display(xml: &str) -> Option<VncDisplay> {
+pub fn display(xml: &str, kind: &str) -> Option<VncDisplay> {
     let mut rest = xml;
     while let Some(at) = rest.find("<graphics") {
         let tag_end = rest[at..].find('>').map_or(rest.len(), |e| at + e);
         let tag = &rest[at + "<graphics".len()..tag_end];
         rest = &rest[tag_end..];
-        if attribute(tag, "type").as_deref() != Some("vnc") {
+        if attribute(tag, "type").as_deref() != Some(kind) {
             continue;
         }
         let port = attribute(tag, "port").and_then(|p| p.parse::<i32>().ok()).filter(|p| *p > 0).and_then(|p| u16::try_from(p).ok());
@@ -276,7 +284,7 @@ mod tests {
     fn qemu_domains_boot_the_template_with_the_hostname_and_log_the_console() {
         let files = ServerFiles::new(Path::new("/srv/vnext"), "s-1");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
         for want in [
             "<domain type='qemu'>", "<name>vnext-s-1</name>", "<uuid>s-1</uuid>", "<memory unit='MiB'>128</memory>",
             "<vcpu>2</vcpu>", "<kernel>/t/vmlinuz</kernel>", "<initrd>/t/initrd &amp; co</initrd>",
@@ -301,7 +309,7 @@ mod tests {
         // The domain XML this module writes has one.
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
         assert_eq!(vnc_display(&xml).map(|d| d.listen), Some("127.0.0.1".to_string()));
     }
 
@@ -309,9 +317,9 @@ mod tests {
     fn image_templates_boot_the_disk_and_test_domains_are_bare() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
         assert!(xml.contains("<boot dev='hd'/>") && !xml.contains("<kernel>") && xml.contains("type='kvm'"), "{xml}");
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
         assert!(xml.starts_with("<domain type='test'>") && !xml.contains("<devices>"), "{xml}");
     }
 
@@ -319,7 +327,7 @@ mod tests {
     fn a_rescued_domain_boots_the_rescue_disk_with_the_root_disk_second() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false, nics: &[], config_drive: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false, nics: &[], config_drive: false, spice: false });
         let rescue = xml.find("/d/s/rescue.qcow2").expect("rescue disk");
         let root = xml.find("/d/s/root.qcow2").expect("root disk");
         assert!(rescue < root && xml.contains("<target dev='vdb'"), "{xml}");
@@ -330,8 +338,8 @@ mod tests {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let boot = kernel();
         let nics = [("52:54:00:00:00:01".to_string(), NicSource::Network("default".into())), ("52:54:00:00:00:02".to_string(), NicSource::User)];
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true });
-        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>"] {
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true, spice: true });
+        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>", "<graphics type='spice'"] {
             assert!(xml.contains(want), "{want} not in\n{xml}");
         }
     }

@@ -454,6 +454,7 @@ impl LibvirtDriver {
                 None => Vec::new(),
             },
             config_drive: placed.config_drive,
+            spice: node.config.console_types.contains(&ConsoleType::Spice),
         }))
     }
 
@@ -1469,19 +1470,15 @@ impl Driver for LibvirtDriver {
                     kind.as_str()
                 )));
             }
-            match kind {
-                ConsoleType::Novnc | ConsoleType::Xvpvnc => {}
-                ConsoleType::Spice => {
-                    return Err(HypervisorError::Unsupported(format!(
-                        "spice consoles are not served on libvirt nodes (node {host}): guests have a VNC display only; use novnc"
-                    )));
-                }
+            let protocol = match kind {
+                ConsoleType::Novnc | ConsoleType::Xvpvnc => "vnc",
+                ConsoleType::Spice => "spice",
                 ConsoleType::Rdp => {
                     return Err(HypervisorError::Unsupported(format!(
                         "rdp consoles are for Hyper-V guests, not libvirt ones (node {host}); use novnc"
                     )));
                 }
-            }
+            };
             if node.is_test() {
                 return Err(HypervisorError::Unsupported(format!(
                     "node {host} uses libvirt's test driver ({}), whose domains have no display: no interactive console; read the console log",
@@ -1507,19 +1504,19 @@ impl Driver for LibvirtDriver {
                         return Ok(None);
                     }
                     let xml = dom.get_xml_desc(0).map_err(lv("reading the domain XML"))?;
-                    Ok(Some(domain::vnc_display(&xml)))
+                    Ok(Some(domain::display(&xml, protocol)))
                 })
                 .await
                 .map_err(unavailable)?;
             let address = match display {
                 None | Some(Some(domain::VncDisplay { port: None, .. })) => {
                     return Err(HypervisorError::Unavailable(format!(
-                        "server {server_id} is not running: its VNC display exists only while the guest runs; start it and ask for the console again"
+                        "server {server_id} is not running: its {protocol} display exists only while the guest runs; start it and ask for the console again"
                     )));
                 }
                 Some(None) => {
                     return Err(HypervisorError::Unsupported(format!(
-                        "the domain of server {server_id} has no VNC display (defined by an older version?); a hard reboot or rebuild gives it one"
+                        "the domain of server {server_id} has no {protocol} display (defined before its node served it?); a hard reboot or rebuild gives it one"
                     )));
                 }
                 Some(Some(d)) => d.address(),
