@@ -111,6 +111,10 @@ for d in /dev/vd?; do
   fi
   umount /mnt/config
 done
+# A swap disk (the type's swap_mb) is swap.
+if [ -b /dev/vdy ] && mkswap /dev/vdy >/dev/null 2>&1 && swapon /dev/vdy; then
+  echo "vnext tiny guest: swap $(awk '/SwapTotal/ { print $2 }' /proc/meminfo) kB on /dev/vdy"
+fi
 # Every NIC asks for an address (in the background: the banner comes first).
 for n in /sys/class/net/eth*; do
   [ -e "$n" ] || continue

@@ -96,18 +96,27 @@ fn start_host() -> (Host, tempfile::TempDir) {
     // and consoles live in it) must be traversable by others.
     let state = tempfile::tempdir().unwrap();
     std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let host = HostBuilder::new(repo_root().join("spin.toml"))
+    (host_on(state.path()), state)
+}
+
+/// A host on the libvirt inventory with its state in `state`.
+fn host_on(state: &std::path::Path) -> Host {
+    HostBuilder::new(repo_root().join("spin.toml"))
         .arg("--inventory")
         .arg(repo_root().join("tests/fixtures/libvirt-inventory.toml").to_str().unwrap())
-        .state_dir(state.path())
-        .start();
-    (host, state)
+        .state_dir(state)
+        .start()
 }
 
 fn get(host: &Host, path: &str) -> Value {
     let r = send("GET", &host.url(path), Some(&admin()), None);
     assert_eq!(r.status, 200, "GET {path}: {}", r.body);
     r.json()
+}
+
+/// The compute node the server is on (admins see it).
+fn node_of(host: &Host, id: &str) -> String {
+    get(host, &format!("/servers/{id}"))["_elevated"]["compute_node_hostname"].as_str().unwrap().to_string()
 }
 
 fn task(host: &Host, server: &str, body: Value) -> Value {
@@ -204,7 +213,7 @@ fn wait_banner(host: &Host, server: &str, hostname: &str, times: usize) {
 
 #[test]
 fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
-    let (host, _state) = start_host();
+    let (mut host, _state) = start_host();
     let r = send("POST", &host.url("/server_types"), Some(&admin()), Some(&json!({
         "name": "tiny.1", "visibility": "PUBLIC", "spec": {"memory_mb": 128, "cpu_units": 1, "root_disk_gb": 1}
     })));
@@ -327,7 +336,7 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
 
     // RESIZE (cold): the domain gets the new type's size and boots again.
     let r = send("POST", &host.url("/server_types"), Some(&admin()), Some(&json!({
-        "name": "tiny.2", "visibility": "PUBLIC", "spec": {"memory_mb": 192, "cpu_units": 2, "root_disk_gb": 2}
+        "name": "tiny.2", "visibility": "PUBLIC", "spec": {"memory_mb": 192, "cpu_units": 2, "root_disk_gb": 2, "swap_mb": 64}
     })));
     let bigger = r.json()["id"].as_str().unwrap().to_string();
     let s = completed(&host, vm1, json!({"action": "RESIZE", "type_id": bigger}));
@@ -336,6 +345,9 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert!(info.contains("196608 KiB") && info.lines().any(|l| l.starts_with("CPU(s):") && l.ends_with(" 2")), "{info}");
     assert_eq!(domstate(vm1).as_deref(), Some("running"));
     wait_banner(&host, vm1, "vm-1", 3);
+    // The new type has swap: a swap disk the guest uses.
+    assert!(on_domain(vm1, "domblklist").contains("swap.qcow2"), "{}", on_domain(vm1, "domblklist"));
+    wait_console(&host, vm1, "vnext tiny guest: swap ", 1);
     // REBUILD: a new root disk from the template, booted.
     completed(&host, vm3, json!({"action": "REBUILD", "template_id": TINY}));
     assert_eq!(domstate(vm3).as_deref(), Some("running"));
@@ -389,9 +401,8 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     wait_banner(&host, &vm4, "vm-4", 1);
 
     // MOVE (cold) to the other node: its NIC moves to that node's network.
-    let node_of = |id: &str| get(&host, &format!("/servers/{id}"))["_elevated"]["compute_node_hostname"].as_str().unwrap().to_string();
     let nic_type = |node: &str| if node == "qemu-a" { " network " } else { " user " };
-    let from_node = node_of(vm2);
+    let from_node = node_of(&host, vm2);
     assert!(on_domain(vm2, "domiflist").contains(nic_type(&from_node)), "{}", on_domain(vm2, "domiflist"));
     let t = task(&host, vm2, json!({"action": "MOVE", "live": true}));
     assert_eq!(t["state"], "ABORTED", "{t}");
@@ -399,7 +410,7 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert_eq!(get(&host, &format!("/servers/{vm2}"))["virt_state"], "ACTIVE", "refused in PREPARING: untouched");
     let s = completed(&host, vm2, json!({"action": "MOVE"}));
     assert_eq!(s["virt_state"], "ACTIVE");
-    let to_node = node_of(vm2);
+    let to_node = node_of(&host, vm2);
     assert_ne!(to_node, from_node);
     assert!(on_domain(vm2, "domiflist").contains(nic_type(&to_node)), "{}", on_domain(vm2, "domiflist"));
     assert_eq!(domstate(vm2).as_deref(), Some("running"));
@@ -448,10 +459,31 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert!(t["error"].as_str().unwrap().contains("qemu-guest-agent"), "{t}");
     assert_eq!(domstate(vm1).as_deref(), Some("running"));
 
+    // The host (and its adapter) restarts: the journaled servers are matched
+    // with their domains, a domain no server owns is reported and left
+    // alone, and the servers go on taking tasks.
+    let stray = uuid::Uuid::new_v4().to_string();
+    let stray_xml = _state.path().join("stray.xml");
+    std::fs::write(&stray_xml, format!(
+        "<domain type='qemu'><name>vnext-{stray}</name><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"
+    )).unwrap();
+    assert!(virsh(&["define", stray_xml.to_str().unwrap()]).0);
+    cleanup.0.push(stray.clone());
+    host.stop();
+    host = host_on(_state.path());
+    wait_for("the restarted adapter's matching", Duration::from_secs(30), || host.log().contains("domain(s) matched journaled servers").then_some(()));
+    let log = host.log();
+    assert!(log.contains("after the start, 4 domain(s) matched journaled servers"), "{log}");
+    assert!(log.contains(&format!("domain vnext-{stray} at qemu:///system belongs to no server this adapter knows")), "{log}");
+    assert!(domstate(&stray).is_some(), "left alone");
+    cleanup.0.retain(|id| *id != stray);
+    let _ = virsh(&["undefine", &format!("vnext-{stray}")]);
+    completed(&host, vm1, json!({"action": "REBOOT"}));
+
     // libvirtd hangs, then dies, under a server's task: each task ends with
     // a message naming the node instead of hanging; the guest and its
     // record survive; once the daemon is back, tasks complete again.
-    let sys = cleanup.0.iter().find(|id| node_of(id) == "qemu-a").cloned().expect("a server on qemu-a");
+    let sys = cleanup.0.iter().find(|id| node_of(&host, id) == "qemu-a").cloned().expect("a server on qemu-a");
     let pid = libvirtd_pid();
     let back = DaemonBack(pid.clone());
     signal(&pid, "STOP");

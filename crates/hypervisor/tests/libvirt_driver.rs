@@ -402,7 +402,7 @@ async fn a_volume_attaches_as_a_virtio_disk_to_one_server_at_a_time() {
     let vol = "7a7a7a7a-0000-4000-8000-000000000001";
     let args = |device: Option<&str>| vnext_core::hypervisor::BlockDeviceArgs { volume_id: vol.into(), device: device.map(str::to_string) };
     let e = h.run(&op(&s, Action::AttachBlockDevice(args(Some("/dev/vda"))), &["ATTACHING_BLOCK_DEVICE"])).await.unwrap_err();
-    assert!(e.message().contains("vdb to vdy"), "{e:?}");
+    assert!(e.message().contains("vdb to vdx"), "{e:?}");
     let rt = h.run(&op(&s, Action::AttachBlockDevice(args(None)), &["ATTACHING_BLOCK_DEVICE"])).await.unwrap().unwrap();
     let devices: Vec<(String, String)> = rt.block_devices.iter().map(|b| (b.device.clone(), b.kind.clone())).collect();
     assert_eq!(devices, [("/dev/vda".to_string(), "EPHEMERAL".to_string()), ("/dev/vdb".into(), "PERSISTENT".into())]);

@@ -58,6 +58,11 @@ impl ServerFiles {
         self.dir.join("console.log")
     }
 
+    /// The swap disk, when the server's type gives `swap_mb`.
+    pub fn swap_disk(&self) -> PathBuf {
+        self.dir.join("swap.qcow2")
+    }
+
     pub fn rescue_disk(&self) -> PathBuf {
         self.dir.join("rescue.qcow2")
     }
@@ -96,7 +101,12 @@ pub struct DomainSpec<'a> {
     pub config_drive: bool,
     /// A SPICE display beside the VNC one (QEMU's SPICE module needed).
     pub spice: bool,
+    /// Attach the swap disk (`swap.qcow2`) as `vdy`.
+    pub swap: bool,
 }
+
+/// The device the swap disk takes.
+pub const SWAP_DEVICE: &str = "vdy";
 
 /// Where a network interface plugs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +117,7 @@ pub enum NicSource {
     User,
 }
 
-/// The device a config drive takes (volumes get `vdb` to `vdy`).
+/// The device a config drive takes (volumes get `vdb` to `vdx`).
 pub const CONFIG_DRIVE_DEVICE: &str = "vdz";
 
 /// The `<interface>` element of a virtio NIC.
@@ -177,6 +187,9 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     // with UNRESCUE (Nova keeps them attached; this driver does not yet).
     for (file, dev) in d.volumes.iter().filter(|_| !d.rescue) {
         disks.push_str(&disk_xml(file, dev));
+    }
+    if d.swap {
+        disks.push_str(&disk_xml(&d.files.swap_disk(), SWAP_DEVICE));
     }
     if d.config_drive {
         disks.push_str(&format!(
@@ -284,7 +297,7 @@ mod tests {
     fn qemu_domains_boot_the_template_with_the_hostname_and_log_the_console() {
         let files = ServerFiles::new(Path::new("/srv/vnext"), "s-1");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s-1", hostname: "web-1", kind: DomainKind::Qemu, memory_mb: 128, vcpus: 2, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false, swap: false });
         for want in [
             "<domain type='qemu'>", "<name>vnext-s-1</name>", "<uuid>s-1</uuid>", "<memory unit='MiB'>128</memory>",
             "<vcpu>2</vcpu>", "<kernel>/t/vmlinuz</kernel>", "<initrd>/t/initrd &amp; co</initrd>",
@@ -309,7 +322,7 @@ mod tests {
         // The domain XML this module writes has one.
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false, swap: false });
         assert_eq!(vnc_display(&xml).map(|d| d.listen), Some("127.0.0.1".to_string()));
     }
 
@@ -317,9 +330,9 @@ mod tests {
     fn image_templates_boot_the_disk_and_test_domains_are_bare() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let image = TemplateBoot::Image { path: "/i.qcow2".into() };
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Kvm, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false, swap: false });
         assert!(xml.contains("<boot dev='hd'/>") && !xml.contains("<kernel>") && xml.contains("type='kvm'"), "{xml}");
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Test, memory_mb: 64, vcpus: 1, boot: &image, files: &files, rescue: false, volumes: &[], agent: true, nics: &[], config_drive: false, spice: false, swap: false });
         assert!(xml.starts_with("<domain type='test'>") && !xml.contains("<devices>"), "{xml}");
     }
 
@@ -327,7 +340,7 @@ mod tests {
     fn a_rescued_domain_boots_the_rescue_disk_with_the_root_disk_second() {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let boot = kernel();
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false, nics: &[], config_drive: false, spice: false });
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: true, volumes: &[], agent: false, nics: &[], config_drive: false, spice: false, swap: false });
         let rescue = xml.find("/d/s/rescue.qcow2").expect("rescue disk");
         let root = xml.find("/d/s/root.qcow2").expect("root disk");
         assert!(rescue < root && xml.contains("<target dev='vdb'"), "{xml}");
@@ -338,8 +351,8 @@ mod tests {
         let files = ServerFiles::new(Path::new("/d"), "s");
         let boot = kernel();
         let nics = [("52:54:00:00:00:01".to_string(), NicSource::Network("default".into())), ("52:54:00:00:00:02".to_string(), NicSource::User)];
-        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true, spice: true });
-        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>", "<graphics type='spice'"] {
+        let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true, spice: true, swap: true });
+        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>", "<graphics type='spice'", "/d/s/swap.qcow2", "<target dev='vdy'"] {
             assert!(xml.contains(want), "{want} not in\n{xml}");
         }
     }

@@ -455,7 +455,24 @@ impl LibvirtDriver {
             },
             config_drive: placed.config_drive,
             spice: node.config.console_types.contains(&ConsoleType::Spice),
+            swap: placed.spec.swap_mb > 0 && !node.is_test(),
         }))
+    }
+
+    /// The swap disk of `swap_mb` (none for 0), made again when its size
+    /// changes (a RESIZE to a type with other swap: swap holds nothing
+    /// worth keeping across a shutdown).
+    async fn make_swap_disk(&self, node: &Node, server_id: &str, swap_mb: u64) -> Result<(), StepError> {
+        if node.is_test() {
+            return Ok(());
+        }
+        let disk = self.files(server_id).swap_disk();
+        let _ = std::fs::remove_file(&disk);
+        if swap_mb == 0 {
+            return Ok(());
+        }
+        let size = format!("{swap_mb}M");
+        self.qemu_img(&["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), disk.as_os_str(), size.as_ref()], "creating the swap disk").await
     }
 
     /// BLOCK_DEVICE_MAPPING of a spawn: the config drive, as Nova's (ISO
@@ -519,16 +536,30 @@ impl LibvirtDriver {
         if self.inner.servers.lock().unwrap().values().any(|p| p.nics.iter().any(|n| n.mac == mac)) {
             return Err(aborted(format!("MAC {mac} is in use by another server's interface")));
         }
-        let xml = domain::nic_xml(&mac, &source);
-        let test = node.is_test();
-        self.on_domain(node, server_id, "attaching the interface", move |d| {
-            d.attach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("attach"))
-        })
-        .await?;
+        self.plug(node, server_id, Plug::Attach, domain::nic_xml(&mac, &source)).await?;
         let mut changed = placed.clone();
         changed.nics.push(Nic { mac, network_id: args.network_id.clone() });
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
         Ok(())
+    }
+
+    /// Hot-plugs or unplugs a device (`<disk>`, `<interface>`) in the
+    /// definition and, while the guest runs, in the guest.
+    async fn plug(&self, node: &Node, server_id: &str, plug: Plug, device_xml: String) -> Result<(), StepError> {
+        let test = node.is_test();
+        let what = match plug {
+            Plug::Attach => "attaching a device",
+            Plug::Detach => "detaching a device",
+        };
+        self.on_domain(node, server_id, what, move |d| {
+            let flags = device_flags(d, test)?;
+            match plug {
+                Plug::Attach => d.attach_device_flags(&device_xml, flags).map_err(lv("attach")),
+                Plug::Detach => d.detach_device_flags(&device_xml, flags).map_err(lv("detach")),
+            }
+            .map(|_| ())
+        })
+        .await
     }
 
     /// Waits until the running guest has released a hot-unplugged device
@@ -576,12 +607,7 @@ impl LibvirtDriver {
             return Err(aborted("the server has no such interface (match by mac, or by the network_id it was attached with)"));
         };
         if let Some(source) = nic_source(node) {
-            let xml = domain::nic_xml(&nic.mac, &source);
-            let test = node.is_test();
-            self.on_domain(node, server_id, "detaching the interface", move |d| {
-                d.detach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("detach"))
-            })
-            .await?;
+            self.plug(node, server_id, Plug::Detach, domain::nic_xml(&nic.mac, &source)).await?;
         }
         // Out of the definition already: recorded gone whatever the guest does.
         let mut changed = placed.clone();
@@ -610,13 +636,15 @@ impl LibvirtDriver {
         }
         let taken: Vec<&str> = placed.volumes.iter().map(|v| v.device.as_str()).collect();
         let device = match args.device.as_deref().map(|d| d.trim_start_matches("/dev/")) {
-            Some(d) if !(d.len() == 3 && d.starts_with("vd") && (b'b'..=b'y').contains(&d.as_bytes()[2])) => {
-                return Err(aborted(format!("device {d:?} cannot be used: give vdb to vdy (vda is the root disk, vdz the config drive)")));
+            Some(d) if !(d.len() == 3 && d.starts_with("vd") && (b'b'..=b'x').contains(&d.as_bytes()[2])) => {
+                return Err(aborted(format!(
+                    "device {d:?} cannot be used: give vdb to vdx (vda is the root disk, vdy swap, vdz the config drive)"
+                )));
             }
             Some(d) if taken.contains(&d) => return Err(aborted(format!("device {d} is in use by another volume"))),
             Some(d) => d.to_string(),
-            None => (b'b'..=b'y').map(|c| format!("vd{}", c as char)).find(|d| !taken.contains(&d.as_str()))
-                .ok_or_else(|| aborted("the server has no free virtio device left (vdb to vdy)"))?,
+            None => (b'b'..=b'x').map(|c| format!("vd{}", c as char)).find(|d| !taken.contains(&d.as_str()))
+                .ok_or_else(|| aborted("the server has no free virtio device left (vdb to vdx)"))?,
         };
         let file = self.volume_path(&args.volume_id);
         if !node.is_test() && !file.exists() {
@@ -625,12 +653,7 @@ impl LibvirtDriver {
             }
             self.qemu_img(&["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), file.as_os_str(), "1G".as_ref()], "creating the volume").await?;
         }
-        let xml = domain::disk_xml(&file, &device);
-        let test = node.is_test();
-        self.on_domain(node, server_id, "attaching the volume", move |d| {
-            d.attach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("attach"))
-        })
-        .await?;
+        self.plug(node, server_id, Plug::Attach, domain::disk_xml(&file, &device)).await?;
         let mut changed = placed.clone();
         changed.volumes.push(Volume { volume_id: args.volume_id.clone(), device });
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
@@ -643,12 +666,7 @@ impl LibvirtDriver {
         let Some(volume) = placed.volumes.iter().find(|v| v.volume_id == args.volume_id).cloned() else {
             return Err(aborted(format!("volume {} is not attached to this server", args.volume_id)));
         };
-        let xml = domain::disk_xml(&self.volume_path(&volume.volume_id), &volume.device);
-        let test = node.is_test();
-        self.on_domain(node, server_id, "detaching the volume", move |d| {
-            d.detach_device_flags(&xml, device_flags(d, test)?).map(|_| ()).map_err(lv("detach"))
-        })
-        .await?;
+        self.plug(node, server_id, Plug::Detach, domain::disk_xml(&self.volume_path(&volume.volume_id), &volume.device)).await?;
         // Out of the definition already: recorded gone whatever the guest does.
         let mut changed = placed.clone();
         changed.volumes.retain(|v| v.volume_id != volume.volume_id);
@@ -829,6 +847,9 @@ impl LibvirtDriver {
             match step.step {
                 "BLOCK_DEVICE_MAPPING" => {
                     self.make_root_disk(node, server_id, &placed).await?;
+                    if !self.files(server_id).swap_disk().exists() {
+                        self.make_swap_disk(node, server_id, placed.spec.swap_mb).await?;
+                    }
                     placed.config_drive = self.make_config_drive(node, server_id, &args.hostname, args.user_data.as_deref()).await?;
                 }
                 // One interface on the node's network, if it has one.
@@ -903,6 +924,9 @@ impl LibvirtDriver {
                     let mut changed = placed.clone();
                     changed.spec = *new_spec;
                     self.grow_root_disk(node, server_id, &placed, new_spec.root_disk_gb).await?;
+                    if new_spec.swap_mb != placed.spec.swap_mb {
+                        self.make_swap_disk(node, server_id, new_spec.swap_mb).await?;
+                    }
                     self.redefine(node, server_id, &changed).await?;
                     self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
                 }
@@ -999,6 +1023,38 @@ impl LibvirtDriver {
             }
         }
         Ok(Some(self.runtime(node, server_id).await?))
+    }
+
+    /// Compares the node's inventory capacity with what its host reports
+    /// (`virNodeGetInfo`, free space under `[libvirt] dir`) and logs where
+    /// the inventory promises more than there is. CPU units may be
+    /// overcommitted on purpose, so only memory and disk are checked.
+    async fn check_capacity(&self, node: &Node) {
+        let host = node.config.hostname.clone();
+        let info = self.with_conn(&node.config.id, "reading the node's info", |c| c.get_node_info().map_err(lv("node info"))).await;
+        match info {
+            Ok(info) => {
+                let memory_mb = info.memory / 1024;
+                if node.config.capacity.memory_mb > memory_mb {
+                    eprintln!(
+                        "vnext-hypervisor: warning: the inventory gives node {host} {} MB of memory but its host reports {memory_mb} MB \
+                         ({} CPUs): guests may not fit; lower memory_mb",
+                        node.config.capacity.memory_mb, info.cpus
+                    );
+                }
+            }
+            Err(e) => eprintln!("vnext-hypervisor: cannot check node {host}'s capacity at start: {}", e.message()),
+        }
+        if let Some(free_gb) = free_disk_gb(&self.inner.dir)
+            && !node.is_test()
+            && node.config.capacity.disk_gb > free_gb
+        {
+            eprintln!(
+                "vnext-hypervisor: warning: the inventory gives node {host} {} GB of disk but {} has {free_gb} GB free",
+                node.config.capacity.disk_gb,
+                self.inner.dir.display()
+            );
+        }
     }
 
     fn templates_dir(&self) -> PathBuf {
@@ -1328,6 +1384,16 @@ fn unreachable_by_others(path: &Path) -> Option<PathBuf> {
         .map(|(dir, _)| dir.to_path_buf())
 }
 
+/// Free space (GB) of the file system holding `dir` (or its nearest
+/// existing ancestor), from `df`.
+fn free_disk_gb(dir: &Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let out = std::process::Command::new("df").arg("-Pk").arg(existing).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib / (1024 * 1024))
+}
+
 /// Where a file is written before it is complete: `<file>.part`.
 fn part_of(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
@@ -1377,6 +1443,13 @@ fn load_made_templates(dir: &Path) -> Vec<TemplateConfig> {
     }
     out.sort_by(|a: &TemplateConfig, b| a.id.cmp(&b.id));
     out
+}
+
+/// Which way a hot-plug goes.
+#[derive(Debug, Clone, Copy)]
+enum Plug {
+    Attach,
+    Detach,
 }
 
 /// Hot-plug flags: the definition, and the running guest if it runs.
@@ -1592,6 +1665,9 @@ impl Driver for LibvirtDriver {
 
     fn recover<'a>(&'a self, known: &'a [String]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            for node in self.inner.nodes.values() {
+                self.check_capacity(node).await;
+            }
             // Nodes may share a daemon (one URI): list each daemon once.
             let mut by_uri: HashMap<&str, &Node> = HashMap::new();
             for node in self.inner.nodes.values() {
