@@ -1156,6 +1156,13 @@ is already `COMPLETED`, and a running task does not block them. A locked
 server refuses every task from non-admins, except UNLOCK by the user who
 locked it.
 
+Templates are not a resource of this API, so a SNAPSHOT or BACKUP names
+what it makes by its own `id`: once the task is `COMPLETED`, a deployment
+that keeps a template catalogue (its libvirt nodes) has a template whose
+`template_id` is the task's `id` and whose name is the task's `name`, which
+later launches and REBUILDs may use (with a type of at least the snapshot's
+root disk). The fake driver keeps no catalogue and accepts any template id.
+
 """)
 action("POST", f"/servers/{S}/tasks")
 CONFLICT = ["another task is still RUNNING on the server (except for LOCK and UNLOCK)",
