@@ -111,10 +111,13 @@ for d in /dev/vd?; do
   fi
   umount /mnt/config
 done
-# A swap disk (the type's swap_mb) is swap.
-if [ -b /dev/vdy ] && mkswap /dev/vdy >/dev/null 2>&1 && swapon /dev/vdy; then
-  echo "vnext tiny guest: swap $(awk '/SwapTotal/ { print $2 }' /proc/meminfo) kB on /dev/vdy"
-fi
+# The swap disk (the type's swap_mb), found by its serial: virtio disks
+# are named in probe order, not as the host's domain XML says.
+for s in /sys/block/vd*/serial; do
+  [ "$(cat "$s" 2>/dev/null)" = vnext-swap ] || continue
+  d=/dev/$(basename "$(dirname "$s")")
+  mkswap "$d" >/dev/null 2>&1 && swapon "$d" && echo "vnext tiny guest: swap $(awk '/SwapTotal/ { print $2 }' /proc/meminfo) kB on $d"
+done
 # Every NIC asks for an address (in the background: the banner comes first).
 for n in /sys/class/net/eth*; do
   [ -e "$n" ] || continue

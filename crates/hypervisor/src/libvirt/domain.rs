@@ -131,13 +131,25 @@ pub fn nic_xml(mac: &str, source: &NicSource) -> String {
 
 /// The `<disk>` element of a qcow2 file as virtio device `dev` (`vda`).
 pub fn disk_xml(file: &Path, dev: &str) -> String {
+    serial_disk_xml(file, dev, None)
+}
+
+/// [`disk_xml`] with a serial the guest reads in
+/// `/sys/block/vdX/serial`: virtio disks are named in the guest in probe
+/// order, not by their target, so the serial is how a guest finds a given
+/// disk (a volume by its id, the swap disk). virtio keeps 20 bytes of it.
+pub fn serial_disk_xml(file: &Path, dev: &str, serial: Option<&str>) -> String {
+    let serial = serial.map(|s| format!("      <serial>{}</serial>\n", esc(&s.chars().take(20).collect::<String>()))).unwrap_or_default();
     format!(
         "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      \
-         <target dev='{}' bus='virtio'/>\n    </disk>\n",
+         <target dev='{}' bus='virtio'/>\n{serial}    </disk>\n",
         path(file),
         esc(dev)
     )
 }
+
+/// The serial of the swap disk.
+pub const SWAP_SERIAL: &str = "vnext-swap";
 
 /// Escapes text for an XML attribute or element.
 fn esc(s: &str) -> String {
@@ -186,10 +198,11 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     // A rescued guest boots with its root disk as vdb; volumes come back
     // with UNRESCUE (Nova keeps them attached; this driver does not yet).
     for (file, dev) in d.volumes.iter().filter(|_| !d.rescue) {
-        disks.push_str(&disk_xml(file, dev));
+        let serial = file.file_stem().and_then(|s| s.to_str());
+        disks.push_str(&serial_disk_xml(file, dev, serial));
     }
     if d.swap {
-        disks.push_str(&disk_xml(&d.files.swap_disk(), SWAP_DEVICE));
+        disks.push_str(&serial_disk_xml(&d.files.swap_disk(), SWAP_DEVICE, Some(SWAP_SERIAL)));
     }
     if d.config_drive {
         disks.push_str(&format!(
@@ -352,7 +365,7 @@ mod tests {
         let boot = kernel();
         let nics = [("52:54:00:00:00:01".to_string(), NicSource::Network("default".into())), ("52:54:00:00:00:02".to_string(), NicSource::User)];
         let xml = domain_xml(&DomainSpec { server_id: "s", hostname: "h", kind: DomainKind::Qemu, memory_mb: 64, vcpus: 1, boot: &boot, files: &files, rescue: false, volumes: &[], agent: true, nics: &nics, config_drive: true, spice: true, swap: true });
-        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>", "<graphics type='spice'", "/d/s/swap.qcow2", "<target dev='vdy'"] {
+        for want in ["<interface type='network'>", "<source network='default'/>", "<mac address='52:54:00:00:00:01'/>", "<interface type='user'>", "/d/s/config.iso", "<target dev='vdz'", "<readonly/>", "<graphics type='spice'", "/d/s/swap.qcow2", "<target dev='vdy'", "<serial>vnext-swap</serial>"] {
             assert!(xml.contains(want), "{want} not in\n{xml}");
         }
     }

@@ -653,7 +653,7 @@ impl LibvirtDriver {
             }
             self.qemu_img(&["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), file.as_os_str(), "1G".as_ref()], "creating the volume").await?;
         }
-        self.plug(node, server_id, Plug::Attach, domain::disk_xml(&file, &device)).await?;
+        self.plug(node, server_id, Plug::Attach, domain::serial_disk_xml(&file, &device, Some(&args.volume_id))).await?;
         let mut changed = placed.clone();
         changed.volumes.push(Volume { volume_id: args.volume_id.clone(), device });
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), changed);
@@ -666,7 +666,7 @@ impl LibvirtDriver {
         let Some(volume) = placed.volumes.iter().find(|v| v.volume_id == args.volume_id).cloned() else {
             return Err(aborted(format!("volume {} is not attached to this server", args.volume_id)));
         };
-        self.plug(node, server_id, Plug::Detach, domain::disk_xml(&self.volume_path(&volume.volume_id), &volume.device)).await?;
+        self.plug(node, server_id, Plug::Detach, domain::serial_disk_xml(&self.volume_path(&volume.volume_id), &volume.device, Some(&volume.volume_id))).await?;
         // Out of the definition already: recorded gone whatever the guest does.
         let mut changed = placed.clone();
         changed.volumes.retain(|v| v.volume_id != volume.volume_id);
