@@ -88,7 +88,10 @@ struct Placed {
     /// While rescued: the template the domain boots instead of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rescue_template_id: Option<String>,
-    /// Offloaded: no domain, no root disk; `shelved.qcow2` holds it.
+    /// Shelved: no domain (undefined); `shelved.qcow2` holds the disk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    shelved: bool,
+    /// Offloaded as well: no root disk, no node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     offloaded: bool,
     /// Attached volumes, in attach order.
@@ -365,10 +368,13 @@ impl LibvirtDriver {
     /// The server as it is now, for the step's event.
     async fn runtime(&self, node: &Node, server_id: &str) -> Result<ServerRuntime, StepError> {
         let name = domain_name(server_id);
+        // Shelved and terminated servers have no domain on purpose.
+        let undefined = self.placed(server_id).is_some_and(|p| p.shelved || p.terminated);
         let power = self
-            .with_conn(&node.config.id, "a state check", move |c| {
-                let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
-                power_state(&dom)
+            .with_conn(&node.config.id, "a state check", move |c| match Domain::lookup_by_name(c, &name) {
+                Ok(dom) => power_state(&dom),
+                Err(_) if undefined => Ok(PowerState::Shutdown),
+                Err(e) => Err(lv("finding the domain")(e)),
             })
             .await?;
         let mut block_devices = vec![BlockDeviceInfo { device: "/dev/vda".into(), kind: "EPHEMERAL".into() }];
@@ -839,6 +845,7 @@ impl LibvirtDriver {
                 was_running: None,
                 terminated: false,
                 rescue_template_id: None,
+                shelved: false,
                 offloaded: false,
                 volumes: Vec::new(),
                 nics: Vec::new(),
@@ -964,21 +971,25 @@ impl LibvirtDriver {
             },
             Action::Rescue(template_id) => self.rescue(node, server_id, &placed, template_id.as_deref()).await?,
             Action::Unrescue => self.unrescue(node, server_id, &placed).await?,
+            // As Nova (shelved_offload_time 0): stopped, its disk flattened
+            // aside, and the domain undefined; the node still holds its
+            // resources until SHELVE_OFFLOAD.
             Action::Shelve => match step.step_index {
                 0 => {
                     self.shut_down(node, server_id).await?;
                 }
                 1 => self.copy_root_disk(node, server_id, &part_of(&self.files(server_id).shelved_disk())).await?,
-                _ => finish_part(&self.files(server_id).shelved_disk(), node.is_test())?,
+                _ => {
+                    finish_part(&self.files(server_id).shelved_disk(), node.is_test())?;
+                    self.undefine(node, server_id).await?;
+                    if let Some(p) = self.inner.servers.lock().unwrap().get_mut(server_id) {
+                        p.shelved = true;
+                    }
+                    return Ok(Some(ServerRuntime { power_state: PowerState::Shutdown, ..self.on_node(node) }));
+                }
             },
             Action::ShelveOffload => {
-                self.on_domain(node, server_id, "offloading", |d| {
-                    if is_active(d)? {
-                        d.destroy().map_err(lv("destroy"))?;
-                    }
-                    d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map_err(lv("undefine"))
-                })
-                .await?;
+                self.undefine(node, server_id).await?;
                 let root = self.files(server_id).root_disk();
                 if root.exists() && (node.is_test() || self.files(server_id).shelved_disk().exists()) {
                     std::fs::remove_file(&root).map_err(|e| aborted(format!("cannot remove the root disk: {e}")))?;
@@ -1055,6 +1066,28 @@ impl LibvirtDriver {
                 self.inner.dir.display()
             );
         }
+    }
+
+    /// The server on `node`, as a step reports it when it has no domain.
+    fn on_node(&self, node: &Node) -> ServerRuntime {
+        ServerRuntime {
+            compute_node_id: Some(node.config.id.clone()),
+            compute_node_hostname: Some(node.config.hostname.clone()),
+            ..off_node()
+        }
+    }
+
+    /// Destroys (if it runs) and undefines the domain, if there is one.
+    async fn undefine(&self, node: &Node, server_id: &str) -> Result<(), StepError> {
+        let name = domain_name(server_id);
+        self.with_conn(&node.config.id, "undefining the domain", move |c| {
+            let Ok(dom) = Domain::lookup_by_name(c, &name) else { return Ok(()) };
+            if is_active(&dom)? {
+                dom.destroy().map_err(lv("destroy"))?;
+            }
+            dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE).map(|_| ()).map_err(lv("undefine"))
+        })
+        .await
     }
 
     fn templates_dir(&self) -> PathBuf {
@@ -1206,6 +1239,7 @@ impl LibvirtDriver {
         }
         back.node_id = node.config.id.clone();
         back.offloaded = false;
+        back.shelved = false;
         self.inner.servers.lock().unwrap().insert(server_id.to_string(), back.clone());
         self.define_and_start(node, server_id, &back).await
     }
@@ -1704,7 +1738,7 @@ impl Driver for LibvirtDriver {
                     );
                 }
             }
-            for (id, p) in placed.iter().filter(|(id, p)| !p.terminated && !running.contains_key(*id)) {
+            for (id, p) in placed.iter().filter(|(id, p)| !p.terminated && !p.shelved && !running.contains_key(*id)) {
                 let host = self.inner.nodes.get(&p.node_id).map(|n| n.config.hostname.as_str()).unwrap_or("?");
                 eprintln!(
                     "vnext-hypervisor: server {id} has no domain on node {host}; its next start defines it again"
