@@ -1150,6 +1150,12 @@ table lists them): `type_id` (RESIZE: a type other than the current one),
 `/dev/`) for the block-device actions, `network_id` or `mac`
 (`52:54:00:12:34:56` form) for the network-interface actions.
 
+A MOVE with `"live": true` moves the running guest without stopping it, to
+a node of the same live-migration group as the server's node (operators
+group the nodes that share disks and can reach each other); it is `409`
+before any task exists when the server is `STOPPED` or no such node has
+room, and the message names the cold MOVE (`"live": false`).
+
 Answered `202` with the task (`Location` is its URI). LOCK and UNLOCK never
 reach the hypervisor: they take effect at once, their task has no items and
 is already `COMPLETED`, and a running task does not block them. A locked

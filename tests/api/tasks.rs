@@ -28,6 +28,8 @@ const NETWORK: &str = "5a5c7a10-8888-4000-8000-000000000001";
 const RACK_C: &str = "7d3b3a10-0000-4000-8000-000000000006";
 /// Placement `region-one` of tests/fixtures/inventory.toml: the root, every node.
 const REGION: &str = "7d3b3a10-0000-4000-8000-000000000001";
+/// Placement `edge`: node cn-e1 only, in a live-migration group of its own.
+const EDGE: &str = "7d3b3a10-0000-4000-8000-000000000007";
 
 /// Generous: two shared cores, many hosts at once; the fake steps take 20 ms.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -373,6 +375,39 @@ fn resize_rebuild_and_move_complete_in_the_state_they_started_from() {
     // (RESIZE from STOPPED: see resize_of_a_stopped_server_leaves_it_powered_off.)
     run(&host, &id, json!({"action": "MOVE", "live": false}));
     run(&host, &id, json!({"action": "REBUILD", "template_id": TEMPLATE}));
+}
+
+#[test]
+fn a_live_move_nowhere_to_go_live_is_refused_before_a_task_exists() {
+    let host = Host::vnext();
+    let small = create_type(&host, "m1.small", 512);
+    // cn-e1, edge's only node, is alone in its live-migration group.
+    let body = json!({"defaults": {"type_id": small, "template_id": TEMPLATE, "placement_id": EDGE}, "servers": [{"hostname": "edge-1"}]});
+    let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&body));
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()[0]["id"].as_str().unwrap().to_string();
+    wait_virt(&host, &id, "ACTIVE");
+    assert_eq!(node_of(&server(&host, &id)), "cn-e1");
+
+    let live = json!({"action": "MOVE", "placement_id": REGION, "live": true});
+    let r = post_task(&host, &member(), &id, &live);
+    assert_refused(&r, 409, None);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("\"live\": false"), "names the cold MOVE: {}", r.body);
+    assert_eq!(server_tasks(&host, &id).len(), 1, "no task was written, only the CREATE");
+    assert_eq!(server(&host, &id)["virt_state"], "ACTIVE");
+
+    // Cold, it goes; from a node of the default group it then moves live.
+    let (_, moved) = run(&host, &id, json!({"action": "MOVE", "placement_id": REGION}));
+    assert_ne!(node_of(&moved), "cn-e1");
+    let (_, moved) = run(&host, &id, json!({"action": "MOVE", "placement_id": RACK_C, "live": true}));
+    assert_eq!(node_of(&moved), "cn-c1");
+
+    // A stopped guest has nothing to migrate live.
+    run(&host, &id, json!({"action": "POWER_OFF"}));
+    let r = post_task(&host, &member(), &id, &json!({"action": "MOVE", "placement_id": REGION, "live": true}));
+    assert_refused(&r, 409, None);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("STOPPED"), "{}", r.body);
+    assert_eq!(server_tasks(&host, &id).len(), 4, "CREATE, two MOVEs and POWER_OFF only");
 }
 
 #[test]

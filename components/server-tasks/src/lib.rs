@@ -14,13 +14,14 @@ use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::new_id;
 use vnext_core::keys;
 use vnext_core::model::{
-    ItemState, ServerRecord, ServerTypeRecord, TaskAction, TaskRecord, TaskState, task_item_view, task_view,
+    ItemState, ServerRecord, ServerTypeRecord, TaskAction, TaskRecord, TaskState, VirtState, task_item_view, task_view,
 };
 use vnext_core::paging;
 use vnext_core::routes::Component;
 use vnext_core::transitions::{self, ActionInputs};
 use vnext_core::validate::{self, NewTask};
-use vnext_core::{scheduler, time};
+use vnext_core::scheduler::{self, LiveMoveRefusal};
+use vnext_core::time;
 use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
 use vnext_guest::web::{self, Ctx, Reply};
@@ -160,6 +161,9 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
             let spec = server.spec.server_spec();
             let mut candidates = scheduler::candidates(&nodes, &placements, &spec, placement, affinity.as_ref());
             candidates.retain(|n| Some(n) != server.compute_node_id.as_ref());
+            if new.args.live == Some(true) {
+                check_live_move(&nodes, server, &mut candidates)?;
+            }
             // The adapter reads an empty list as "any node": never send one,
             // or a MOVE could leave its placement or break its affinity.
             if candidates.is_empty() {
@@ -179,6 +183,24 @@ async fn gather_inputs(kv: &Kv, who: &Identity, server: &ServerRecord, new: &New
         }
         _ => Ok((Vec::new(), None)),
     }
+}
+
+/// A live MOVE needs a running guest and a target its node can migrate
+/// to; refused here, before a task exists, so the client learns at once
+/// that only a cold MOVE can work.
+fn check_live_move(nodes: &[vnext_core::hypervisor::ComputeNode], server: &ServerRecord, candidates: &mut Vec<String>) -> ApiResult<()> {
+    const COLD: &str = "MOVE it cold (\"live\": false) instead";
+    if server.virt_state == VirtState::Stopped {
+        return Err(ApiError::conflict(format!("a live MOVE moves a running guest and this server is STOPPED; {COLD}")));
+    }
+    scheduler::retain_live_targets(nodes, server.compute_node_id.as_deref(), candidates).map_err(|why| {
+        ApiError::conflict(match why {
+            LiveMoveRefusal::SourceCannot => format!("this server's compute node cannot move servers live; {COLD}"),
+            LiveMoveRefusal::NoTarget => format!(
+                "no compute node this server could move to live has room for it in the placement now; {COLD}, or later"
+            ),
+        })
+    })
 }
 
 async fn start(ctx: &Ctx) -> ApiResult<Reply> {

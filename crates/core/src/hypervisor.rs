@@ -88,6 +88,10 @@ pub struct ComputeNode {
     pub usage: Resources,
     pub console_types: Vec<ConsoleType>,
     pub enabled: bool,
+    /// Nodes of one group can move running servers between them live
+    /// (shared disks, daemons that reach each other); `None`: cold only.
+    #[serde(default)]
+    pub live_migration_group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

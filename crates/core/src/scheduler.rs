@@ -220,6 +220,24 @@ pub fn candidates(
     schedule(nodes, placements, spec, placement, affinity).unwrap_or_default()
 }
 
+/// Why a live MOVE cannot start, before any task is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveMoveRefusal {
+    /// The server's node belongs to no live-migration group.
+    SourceCannot,
+    /// No candidate shares the source's group.
+    NoTarget,
+}
+
+/// Keeps the candidates a server on `source` can move to live: the nodes
+/// of the source's live-migration group.
+pub fn retain_live_targets(nodes: &[ComputeNode], source: Option<&str>, candidates: &mut Vec<String>) -> Result<(), LiveMoveRefusal> {
+    let group_of = |id: &str| nodes.iter().find(|n| n.id == id).and_then(|n| n.live_migration_group.as_deref());
+    let group = source.and_then(group_of).ok_or(LiveMoveRefusal::SourceCannot)?;
+    candidates.retain(|c| group_of(c) == Some(group));
+    if candidates.is_empty() { Err(LiveMoveRefusal::NoTarget) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +264,7 @@ mod tests {
             usage: Resources { memory_mb: 4096 - free_mb, cpu_units: 0, disk_gb: 0 },
             console_types: vec![],
             enabled,
+            live_migration_group: None,
         }
     }
 
@@ -410,5 +429,19 @@ mod tests {
         ];
         assert_eq!(candidates(&nodes, &tree(), &spec(512), Some("az1"), None), ["in"]);
         assert!(candidates(&nodes, &tree(), &spec(8192), None, None).is_empty());
+    }
+
+    #[test]
+    fn live_targets_stay_in_the_source_group() {
+        let grouped = |id: &str, g: Option<&str>| ComputeNode { live_migration_group: g.map(Into::into), ..node(id, "p", 1024, true) };
+        let nodes = [grouped("a", Some("x")), grouped("b", Some("x")), grouped("c", Some("y")), grouped("d", None)];
+        let mut all: Vec<String> = ["b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(retain_live_targets(&nodes, Some("a"), &mut all), Ok(()));
+        assert_eq!(all, ["b"]);
+        let mut others: Vec<String> = vec!["c".into(), "d".into()];
+        assert_eq!(retain_live_targets(&nodes, Some("a"), &mut others), Err(LiveMoveRefusal::NoTarget));
+        let mut any: Vec<String> = vec!["a".into()];
+        assert_eq!(retain_live_targets(&nodes, Some("d"), &mut any), Err(LiveMoveRefusal::SourceCannot));
+        assert_eq!(retain_live_targets(&nodes, None, &mut any), Err(LiveMoveRefusal::SourceCannot));
     }
 }

@@ -53,7 +53,7 @@ macro_rules! wit_conversions {
             });
             $crate::wit_conversions!(@record wit, Template { id, name, min_memory_mb, min_disk_gb, rescue_template_id });
             $crate::wit_conversions!(@record wit, ComputeNode {
-                id, hostname, placement_ids, capacity: into, usage: into, console_types: each, enabled,
+                id, hostname, placement_ids, capacity: into, usage: into, console_types: each, enabled, live_migration_group,
             });
             $crate::wit_conversions!(@record wit, ServerSpec { memory_mb, root_disk_gb, cpu_units, swap_mb });
             $crate::wit_conversions!(@record wit, SpawnArgs {

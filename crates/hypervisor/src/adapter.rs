@@ -354,6 +354,7 @@ impl Adapter {
                 usage: usage(&state, &n.id),
                 console_types: n.console_types.clone(),
                 enabled: n.enabled,
+                live_migration_group: n.live_migration_group.clone(),
             })
             .collect())
     }
@@ -858,7 +859,20 @@ impl Adapter {
                 };
                 let record = record.unwrap();
                 let need = record.spec.resources();
-                let node = pick(state, &candidates(&args.candidate_node_ids), Some(&current), &need)?;
+                let mut eligible = candidates(&args.candidate_node_ids);
+                if args.live {
+                    // The components filter the same way; checked again
+                    // because an adapter client need not be our component.
+                    let group = self.inner.inventory.node(&current).and_then(|n| n.live_migration_group.as_ref());
+                    let Some(group) = group else {
+                        return Err(LIVE_MOVE_REFUSED.to_string());
+                    };
+                    eligible.retain(|n| n.live_migration_group.as_ref() == Some(group));
+                    if eligible.iter().all(|n| n.id == current) {
+                        return Err(LIVE_MOVE_REFUSED.to_string());
+                    }
+                }
+                let node = pick(state, &eligible, Some(&current), &need)?;
                 add_allocation(state, &op.server_id, &node, need, task);
                 Ok(Some(node))
             }
@@ -974,6 +988,11 @@ fn describe(r: &Resources) -> String {
 }
 
 /// The first enabled candidate (other than `exclude`) where `need` fits.
+/// Why a live MOVE has nowhere to go: the server's node shares no
+/// live-migration group with any candidate.
+const LIVE_MOVE_REFUSED: &str = "no compute node the server could move to live can take it \
+     (live moves stay within a node's live_migration_group); MOVE it cold (\"live\": false) instead";
+
 fn pick(state: &State, candidates: &[&NodeConfig], exclude: Option<&String>, need: &Resources) -> Result<String, String> {
     let mut seen = Vec::new();
     for node in candidates.iter().filter(|n| Some(&n.id) != exclude) {

@@ -38,6 +38,9 @@
 //! accel = "auto"                    # kvm | tcg | auto: probe KVM at start
 //! libvirt_network = "default"       # NICs on this libvirt network; "user":
 //!                                   # QEMU user-mode networking; none: no NIC
+//! live_migration_group = "rack-a"   # live MOVEs go to nodes of the same
+//!                                   # group (shared disks, daemons that
+//!                                   # reach each other); none: cold only
 //! # console_types: libvirt nodes serve ["novnc", "xvpvnc"] unless listed
 //!
 //! [[template]]                      # what `template_id` names (libvirt)
@@ -89,6 +92,9 @@
 //! domains have a VNC display, reached through the console proxy,
 //! [`crate::console_proxy`]); an explicit list, even empty, is kept as
 //! given. The `[console_proxy]` table only matters with libvirt nodes.
+//! Fake nodes share the live-migration group `fake` unless they name
+//! another; libvirt nodes have none unless they name one, and two nodes of
+//! one libvirt daemon cannot share one.
 //! Every rule violation is reported with the file, the entry and what to
 //! fix.
 
@@ -180,6 +186,9 @@ impl Default for ConsoleProxyOptions {
     }
 }
 
+/// The live-migration group fake nodes belong to unless they name one.
+pub const FAKE_LIVE_MIGRATION_GROUP: &str = "fake";
+
 /// The console types a libvirt node serves when the inventory lists none:
 /// its domains have a VNC display. A node that lists `spice` gets a SPICE
 /// display too (its QEMU needs SPICE: Debian's qemu-system-modules-spice).
@@ -196,6 +205,9 @@ pub struct NodeConfig {
     pub enabled: bool,
     /// Which driver runs this node's servers.
     pub backend: NodeBackend,
+    /// The nodes this one can move running servers to live: those of the
+    /// same group. `None`: cold MOVEs only.
+    pub live_migration_group: Option<String>,
 }
 
 /// The driver of one compute node.
@@ -433,6 +445,7 @@ struct RawNode {
     libvirt_uri: Option<String>,
     accel: Option<Accel>,
     libvirt_network: Option<String>,
+    live_migration_group: Option<String>,
 }
 
 fn yes() -> bool {
@@ -799,6 +812,7 @@ impl Validator<'_> {
             if !listed && matches!(backend, NodeBackend::Libvirt { .. }) {
                 console_types = LIBVIRT_CONSOLE_TYPES.to_vec();
             }
+            let live_migration_group = self.live_migration_group(&entry, n.live_migration_group, &backend)?;
             out.push(NodeConfig {
                 id,
                 hostname: n.hostname,
@@ -807,9 +821,63 @@ impl Validator<'_> {
                 console_types,
                 enabled: n.enabled,
                 backend,
+                live_migration_group,
             });
         }
+        self.check_live_migration_groups(&out)?;
         Ok(out)
+    }
+
+    /// A node's `live_migration_group`: fake nodes default to one group
+    /// (the fake driver moves anything anywhere), libvirt nodes to none,
+    /// since a live migration needs what the inventory cannot see (shared
+    /// disks, daemons that reach each other): the operator says so.
+    fn live_migration_group(&self, entry: &str, raw: Option<String>, backend: &NodeBackend) -> Result<Option<String>, Error> {
+        match (raw.as_deref().map(str::trim), backend) {
+            (Some(""), _) => Err(self.err(entry, "live_migration_group is empty; name a group, or leave it out for cold MOVEs only")),
+            (Some(_), NodeBackend::Libvirt { uri, .. }) if uri.starts_with("test:") => Err(self.err(
+                entry,
+                "libvirt's test driver cannot migrate; leave live_migration_group out on test:/// nodes",
+            )),
+            (Some(group), _) => Ok(Some(group.to_string())),
+            (None, NodeBackend::Fake) => Ok(Some(FAKE_LIVE_MIGRATION_GROUP.to_string())),
+            (None, NodeBackend::Libvirt { .. }) => Ok(None),
+        }
+    }
+
+    /// A group's nodes use one driver, and no two libvirt nodes of a group
+    /// reach the same daemon (a daemon cannot migrate a guest to itself).
+    fn check_live_migration_groups(&self, nodes: &[NodeConfig]) -> Result<(), Error> {
+        for (i, n) in nodes.iter().enumerate() {
+            let Some(group) = &n.live_migration_group else { continue };
+            for earlier in nodes[..i].iter().filter(|e| e.live_migration_group.as_ref() == Some(group)) {
+                let entry = format!("compute_node {:?}", n.hostname);
+                match (&earlier.backend, &n.backend) {
+                    (NodeBackend::Libvirt { uri: a, .. }, NodeBackend::Libvirt { uri: b, .. }) if a == b => {
+                        return Err(self.err(
+                            entry,
+                            format!(
+                                "shares libvirt_uri {b:?} and live_migration_group {group:?} with {:?}; \
+                                 a daemon cannot migrate to itself: give one of them another group",
+                                earlier.hostname
+                            ),
+                        ));
+                    }
+                    (NodeBackend::Fake, NodeBackend::Libvirt { .. }) | (NodeBackend::Libvirt { .. }, NodeBackend::Fake) => {
+                        return Err(self.err(
+                            entry,
+                            format!(
+                                "is in live_migration_group {group:?} with {:?}, which uses another driver; \
+                                 servers move live only between nodes of one driver",
+                                earlier.hostname
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     fn driver(&self, d: RawDriver) -> Result<DriverConfig, Error> {

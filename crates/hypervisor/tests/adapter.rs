@@ -194,6 +194,30 @@ async fn move_claims_the_target_and_releases_the_source() {
 }
 
 #[tokio::test]
+async fn a_live_move_outside_the_live_migration_group_aborts_and_keeps_the_claim() {
+    // The small node in a group of its own: the API refuses such a MOVE,
+    // the adapter checks again for clients that are not our components.
+    let text = inventory_toml("").replace("hostname = \"small\"\n", "hostname = \"small\"\nlive_migration_group = \"alone\"\n");
+    let inv = vnext_hypervisor::Inventory::parse(&text, "test-inventory.toml").unwrap();
+    let sink = RecordingSink::new();
+    let adapter = Adapter::from_inventory(inv, sink.clone(), fast_retry()).await.unwrap();
+    let s = id();
+    adapter.submit(spawn_op(&s, "vm", spec(2048, 2, 20), &[NODE_SMALL])).await.unwrap();
+    let live = op(&s, Action::Move(MoveArgs { candidate_node_ids: vec![NODE_BIG.into()], live: true }), &["PREPARING", "MIGRATING", "FINALIZING"]);
+    adapter.submit(live.clone()).await.unwrap();
+    let cold = op(&s, Action::Move(MoveArgs { candidate_node_ids: vec![NODE_BIG.into()], live: false }), &["PREPARING", "MIGRATING", "FINALIZING"]);
+    adapter.submit(cold.clone()).await.unwrap();
+    settle(&adapter).await;
+    let events = sink.of_task(&live.task_id);
+    let last = events.last().unwrap();
+    assert_eq!((last.operation_state, last.step_index), (OperationState::Aborted, 0), "{events:#?}");
+    assert!(last.error.as_deref().unwrap().contains("\"live\": false"), "names the cold MOVE: {last:?}");
+    assert_eq!(sink.of_task(&cold.task_id).last().unwrap().operation_state, OperationState::Completed);
+    assert_eq!(usage_of(&adapter, NODE_SMALL).await, Resources::default());
+    assert_eq!(adapter.server_state(&s).await.unwrap().compute_node_hostname.as_deref(), Some("big"));
+}
+
+#[tokio::test]
 async fn resize_that_does_not_fit_aborts_and_keeps_the_old_claim() {
     let sink = RecordingSink::new();
     let adapter = adapter_with("", sink.clone()).await;

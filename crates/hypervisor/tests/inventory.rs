@@ -219,3 +219,48 @@ fn the_sample_libvirt_inventory_loads_with_its_console_proxy() {
     assert_eq!(inv.console_proxy.web.as_deref(), Some(std::path::Path::new("/usr/share/novnc")));
     assert!(inv.nodes.iter().all(|n| n.console_types == [ConsoleType::Novnc, ConsoleType::Xvpvnc]));
 }
+
+#[test]
+fn fake_nodes_share_a_live_migration_group_and_libvirt_nodes_name_theirs() {
+    let lv = |uri: &str, group: &str| format!("driver = \"libvirt\"\nlibvirt_uri = \"{uri}\"\n{group}");
+    let toml = format!(
+        "[[placement]]\nid = \"{P1}\"\nname = \"a\"\n{}{}{}{}{}",
+        node_toml("fake-1", "44444444-4444-4444-8444-444444444441", ""),
+        node_toml("fake-own", "44444444-4444-4444-8444-444444444442", "live_migration_group = \"edge\"\n"),
+        node_toml("lv-cold", "44444444-4444-4444-8444-444444444443", &lv("qemu:///system", "")),
+        node_toml("lv-1", "44444444-4444-4444-8444-444444444444", &lv("qemu+ssh://one/system", "live_migration_group = \"rack\"\n")),
+        node_toml("lv-2", "44444444-4444-4444-8444-444444444445", &lv("qemu+ssh://two/system", "live_migration_group = \"rack\"\n")),
+    );
+    let inv = Inventory::parse(&toml, "inv.toml").unwrap();
+    let group = |h: &str| inv.nodes.iter().find(|n| n.hostname == h).unwrap().live_migration_group.clone();
+    assert_eq!(group("fake-1").as_deref(), Some("fake"), "the fake driver moves anything anywhere");
+    assert_eq!(group("fake-own").as_deref(), Some("edge"));
+    assert_eq!(group("lv-cold"), None, "libvirt nodes move cold unless the operator says otherwise");
+    assert_eq!((group("lv-1"), group("lv-2")), (Some("rack".into()), Some("rack".into())));
+}
+
+#[test]
+fn a_live_migration_group_that_cannot_work_is_refused_naming_the_nodes() {
+    let place = format!("[[placement]]\nid = \"{P1}\"\nname = \"a\"\n");
+    let lv = |uri: &str| format!("driver = \"libvirt\"\nlibvirt_uri = \"{uri}\"\nlive_migration_group = \"g\"\n");
+    let one_daemon = format!(
+        "{place}{}{}",
+        node_toml("lv-1", "44444444-4444-4444-8444-444444444441", &lv("qemu:///system")),
+        node_toml("lv-2", "44444444-4444-4444-8444-444444444442", &lv("qemu:///system")),
+    );
+    let err = error_of(&one_daemon);
+    assert!(err.contains("lv-2") && err.contains("lv-1") && err.contains("cannot migrate to itself"), "{err}");
+
+    let test_driver = format!("{place}{}", node_toml("lv-t", "44444444-4444-4444-8444-444444444441", &lv("test:///default")));
+    assert!(error_of(&test_driver).contains("test driver cannot migrate"), "{}", error_of(&test_driver));
+
+    let mixed = format!(
+        "{place}{}{}",
+        node_toml("lv-1", "44444444-4444-4444-8444-444444444441", &lv("qemu:///system")),
+        node_toml("fake-g", "44444444-4444-4444-8444-444444444442", "live_migration_group = \"g\"\n"),
+    );
+    assert!(error_of(&mixed).contains("another driver"), "{}", error_of(&mixed));
+
+    let empty = format!("{place}{}", node_toml("f", "44444444-4444-4444-8444-444444444441", "live_migration_group = \" \"\n"));
+    assert!(error_of(&empty).contains("live_migration_group is empty"), "{}", error_of(&empty));
+}
