@@ -22,13 +22,21 @@
 # paths across a migration; the disks are on "shared storage" (the same
 # files). Its network `default` bridges onto the system's virbr0, so NICs
 # on the system's `default` network migrate too (same L2, same DHCP lease).
+#
+# Migrating between it and qemu:///system: the disks are the same local
+# files, which libvirt calls unsafe unless told (VIR_MIGRATE_UNSAFE,
+# `virsh migrate --unsafe`); never copy storage (--copy-storage-all would
+# copy a disk onto itself). Peer to peer works towards this daemon only:
+# inside any libvirtd, a destination URI without a transport
+# (qemu:///system) is that daemon itself ("Attempt to migrate guest to the
+# same host"); a migration driven by the client (a connection to each
+# daemon, no --p2p) works both ways.
 set -euo pipefail
+base=${VNEXT_NODE2_DIR:-/var/lib/vnext-node2}
+# Namespaces and the daemon itself need root (sudo drops the environment).
+[ "$(id -u)" = 0 ] || exec sudo -- env VNEXT_NODE2_DIR="$base" "$(readlink -f "$0")" "$@"
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m[second-libvirtd]\033[0m %s\n' "$*" >&2; }
-# Namespaces and the daemon itself need root.
-[ "$(id -u)" = 0 ] || exec sudo -- "$0" "$@"
-
-base=${VNEXT_NODE2_DIR:-/var/lib/vnext-node2}
 uri="qemu+unix:///system?socket=$base/run/libvirt-sock"
 
 # The pid in a pidfile of ours, if that process still lives as `name` in

@@ -14,6 +14,8 @@ bash scripts/setup.sh
 # QEMU, the libvirt daemons and the tiny guest template, for the libvirt
 # driver's tests on real guests.
 bash scripts/setup-libvirt.sh
+# A second libvirt daemon, so a live MOVE between two daemons is tested.
+bash scripts/start-second-libvirtd.sh >/dev/null
 log "building components (wasm32-wasip2)"
 bash scripts/build-components.sh
 set +e

@@ -29,9 +29,21 @@ fn admin() -> String {
     format!("{ADMIN}:{PROJECT}:admin")
 }
 
-/// `virsh` on the nodes' daemon.
+/// Placement `lab`: nodes qemu-a and qemu-b, where the test launches.
+const LAB: &str = "3f6d2c10-0000-4000-8000-000000000001";
+/// Placement `lab-live`: qemu-a and qemu-c, one live-migration group.
+const LAB_LIVE: &str = "3f6d2c10-0000-4000-8000-000000000002";
+/// qemu-c's daemon (scripts/start-second-libvirtd.sh).
+const NODE2: &str = "qemu+unix:///system?socket=/var/lib/vnext-node2/run/libvirt-sock";
+
+/// `virsh` on the system daemon (qemu-a and qemu-b).
 fn virsh(args: &[&str]) -> (bool, String) {
-    let out = Command::new("virsh").arg("-c").arg("qemu:///system").args(args).output().expect("virsh (scripts/setup-libvirt.sh)");
+    virsh_at("qemu:///system", args)
+}
+
+/// `virsh` on the daemon at `uri`.
+fn virsh_at(uri: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("virsh").arg("-c").arg(uri).args(args).output().expect("virsh (scripts/setup-libvirt.sh)");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim().to_string())
 }
 
@@ -54,8 +66,10 @@ impl Drop for Domains {
     fn drop(&mut self) {
         for id in &self.0 {
             let name = format!("vnext-{id}");
-            let _ = virsh(&["destroy", &name]);
-            let _ = virsh(&["undefine", &name, "--managed-save"]);
+            for uri in ["qemu:///system", NODE2] {
+                let _ = virsh_at(uri, &["destroy", &name]);
+                let _ = virsh_at(uri, &["undefine", &name, "--managed-save"]);
+            }
         }
     }
 }
@@ -238,8 +252,9 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     let listed = get(&host, &format!("/projects/{PROJECT}/servers?virt_state=ANY"));
     assert_eq!(listed["servers"], json!([]), "nothing was created");
 
+    assert!(virsh_at(NODE2, &["version"]).0, "qemu-c's daemon does not answer: run scripts/start-second-libvirtd.sh");
     let launch = json!({
-        "defaults": {"type_id": type_id, "template_id": TINY},
+        "defaults": {"type_id": type_id, "template_id": TINY, "placement_id": LAB},
         "servers": [{"hostname": "vm-1", "user_data": "aGVsbG8gZnJvbSB2bS0x"}, {"hostname": "vm-2"}, {"hostname": "vm-3"}]
     });
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
@@ -388,11 +403,11 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     let golden = t["id"].as_str().unwrap().to_string();
     assert_eq!(domstate(vm1).as_deref(), Some("running"), "the guest runs on after its snapshot");
     // vm-1 was resized to 2 GB of disk: its snapshot needs that much.
-    let launch = json!({"defaults": {"type_id": type_id, "template_id": golden}, "servers": [{"hostname": "vm-4"}]});
+    let launch = json!({"defaults": {"type_id": type_id, "template_id": golden, "placement_id": LAB}, "servers": [{"hostname": "vm-4"}]});
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("2 GB of root disk"), "{}", r.body);
-    let launch = json!({"defaults": {"type_id": bigger, "template_id": golden}, "servers": [{"hostname": "vm-4"}]});
+    let launch = json!({"defaults": {"type_id": bigger, "template_id": golden, "placement_id": LAB}, "servers": [{"hostname": "vm-4"}]});
     let r = send("POST", &host.url(&format!("/projects/{PROJECT}/servers")), Some(&member()), Some(&launch));
     assert_eq!(r.status, 202, "{}", r.body);
     let vm4 = r.json()[0]["id"].as_str().unwrap().to_string();
@@ -416,6 +431,27 @@ fn real_guests_boot_print_their_hostname_and_follow_every_offered_action() {
     assert!(on_domain(vm2, "domiflist").contains(nic_type(&to_node)), "{}", on_domain(vm2, "domiflist"));
     assert_eq!(domstate(vm2).as_deref(), Some("running"));
     wait_banner(&host, vm2, "vm-2", 4);
+
+    // A live MOVE between two daemons: the guest runs on without a reboot
+    // (no new banner), on qemu-c's daemon and no longer on the system's.
+    let live = ids.iter().find(|id| node_of(&host, id) == "qemu-a").expect("a guest on qemu-a").clone();
+    let name = get(&host, &format!("/servers/{live}"))["hostname"].as_str().unwrap().to_string();
+    let banner = format!("vnext tiny guest: {name} is up");
+    let boots = console(&host, &live).matches(&banner).count();
+    let s = completed(&host, &live, json!({"action": "MOVE", "placement_id": LAB_LIVE, "live": true}));
+    assert_eq!((s["virt_state"].as_str(), s["power_state"].as_str()), (Some("ACTIVE"), Some("RUNNING")), "{s}");
+    assert_eq!(node_of(&host, &live), "qemu-c");
+    assert_eq!(domstate(&live), None, "gone from the source daemon");
+    assert_eq!(virsh_at(NODE2, &["domstate", &format!("vnext-{live}")]).1, "running");
+    // Its VNC display moved too, and the proxy finds it on the new daemon.
+    let uri = get(&host, &format!("/servers/{live}/consoles/novnc"))["uri"].as_str().unwrap().to_string();
+    assert_eq!(websocket_first_frame(&uri).unwrap(), b"RFB 003.008\n");
+    // And back (placement lab-live is the server's now).
+    completed(&host, &live, json!({"action": "MOVE", "live": true}));
+    assert_eq!(node_of(&host, &live), "qemu-a");
+    assert_eq!(domstate(&live).as_deref(), Some("running"));
+    assert!(!virsh_at(NODE2, &["domstate", &format!("vnext-{live}")]).0, "undefined on qemu-c");
+    assert_eq!(console(&host, &live).matches(&banner).count(), boots, "migrated, not rebooted:\n{}", console(&host, &live));
 
     // RESCUE boots the rescue template with the server's disk second; UNRESCUE undoes it.
     let s = completed(&host, &vm4, json!({"action": "RESCUE"}));

@@ -1247,9 +1247,9 @@ impl LibvirtDriver {
     /// its node, MIGRATING defines it on the target node's daemon and
     /// undefines it on the source (the disks stay where they are: nodes
     /// of one adapter share `[libvirt] dir`, on shared storage across
-    /// machines), FINALIZING starts it there if it ran. A live MOVE asks
-    /// the source daemon to migrate the running guest (peer to peer); when
-    /// libvirt refuses, the task aborts naming the cold MOVE.
+    /// machines), FINALIZING starts it there if it ran. A live MOVE
+    /// migrates the running guest between the two daemons in MIGRATING;
+    /// when libvirt refuses, the task aborts naming the cold MOVE.
     async fn move_step(&self, step: StepRequest<'_>, target: &Node, server_id: &str, placed: &Placed, live: bool) -> Result<(), StepError> {
         let source = self.node(&placed.node_id)?;
         if live {
@@ -1318,13 +1318,22 @@ impl LibvirtDriver {
         self.check_live_migration(source, target)?;
         let name = domain_name(server_id);
         let dest = target.uri.clone();
+        // Driven by the adapter with a connection to each daemon, not peer
+        // to peer: inside a daemon, a URI without a transport
+        // (qemu:///system) names that daemon itself, so p2p could not move
+        // a guest back to such a node. UNSAFE: the disks are the same files
+        // on both ends (nodes share `[libvirt] dir`), which libvirt cannot
+        // tell from unshared local storage; nothing is copied.
         let flags = virt::sys::VIR_MIGRATE_LIVE
-            | virt::sys::VIR_MIGRATE_PEER2PEER
             | virt::sys::VIR_MIGRATE_PERSIST_DEST
-            | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+            | virt::sys::VIR_MIGRATE_UNDEFINE_SOURCE
+            | virt::sys::VIR_MIGRATE_UNSAFE;
         self.with_conn(&source.config.id, "a live migration", move |c| {
             let dom = Domain::lookup_by_name(c, &name).map_err(lv("finding the domain"))?;
-            dom.migrate_to_uri(&dest, flags, None, 0).map_err(|e| e.message().to_string())
+            let mut dconn = Connect::open(Some(&dest)).map_err(|e| format!("cannot connect to {dest}: {}", e.message()))?;
+            let moved = dom.migrate(&dconn, flags, None, None, 0).map(drop).map_err(|e| e.message().to_string());
+            let _ = dconn.close();
+            moved
         })
         .await
         .map_err(|e| refuse_live(source, target, e.message()))?;
