@@ -18,11 +18,6 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[dredd]\033[0m %s\n' "$*"; }
 die() { printf '\033[1m[dredd]\033[0m %s\n' "$*" >&2; exit 1; }
 
-# How long the host may take to serve (it compiles components on a cold cache).
-START_TIMEOUT_S=180
-# How long a stopping host may take before it is killed.
-STOP_TIMEOUT_S=10
-
 generate=0
 case "${1:-}" in
   --generate) generate=1 ;;
@@ -32,22 +27,8 @@ esac
 
 DREDD=tests/dredd/node_modules/.bin/dredd
 [ -x "$DREDD" ] || die "Dredd is not installed: run scripts/setup.sh"
-[ -x target/release/vnext ] || die "target/release/vnext is missing: run cargo build --release -p vnext-host"
-
 work=$(mktemp -d)
-host_pid=""
-stop_host() {
-  [ -n "$host_pid" ] || return 0
-  kill -TERM "$host_pid" 2>/dev/null || true
-  for _ in $(seq $((STOP_TIMEOUT_S * 10))); do
-    kill -0 "$host_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$host_pid" 2>/dev/null || true
-  wait "$host_pid" 2>/dev/null || true
-  host_pid=""
-}
-trap 'stop_host; rm -rf "$work"' EXIT
+trap 'declare -F stop_host >/dev/null && stop_host; rm -rf "$work"' EXIT
 
 # The inventory: the fixture's placements and nodes, Dredd's driver.
 fixture=tests/fixtures/inventory.toml
@@ -55,29 +36,9 @@ if sed -n '/^\[driver\]/,$p' "$fixture" | grep -q '^\[\[\(placement\|compute_nod
   die "$fixture: [driver] must be its last part (placements and compute nodes first)"
 fi
 { sed '/^\[driver\]/,$d' "$fixture"; cat tests/dredd/driver.toml; } > "$work/inventory.toml"
-
-# Starts a host on a free port and a fresh state directory; sets $url.
-start_host() {
-  local state="$work/state-$1"
-  mkdir -p "$state" target/test-compile-cache
-  # The compile cache is the integration tests' one, so a warm start is fast.
-  ln -s "$PWD/target/test-compile-cache" "$state/cache"
-  target/release/vnext up -f spin.toml --listen 127.0.0.1:0 --state-dir "$state" \
-    --inventory "$work/inventory.toml" > "$work/host-$1.log" 2>&1 &
-  host_pid=$!
-  url=""
-  for _ in $(seq $((START_TIMEOUT_S * 10))); do
-    url=$(sed -n 's/^Serving \(http:[^ ]*\).*/\1/p' "$work/host-$1.log" | head -1)
-    [ -n "$url" ] && return 0
-    if ! kill -0 "$host_pid" 2>/dev/null; then
-      cat "$work/host-$1.log" >&2
-      die "the host exited before serving"
-    fi
-    sleep 0.1
-  done
-  cat "$work/host-$1.log" >&2
-  die "the host did not serve within ${START_TIMEOUT_S}s"
-}
+inventory=$work/inventory.toml
+# shellcheck source=scripts/lib/live-host.sh
+. scripts/lib/live-host.sh
 
 if [ "$generate" = 1 ]; then
   start_host generate

@@ -220,7 +220,8 @@ as the "Task transitions" section below.
 
 ## Authentication
 
-Every route except `GET /`, `GET /schemas` and `GET /schemas/{object}` needs
+Every route except `GET /`, `GET /schemas`, `GET /schemas/{object}` and
+`GET /openapi.json` needs
 an `X-Auth-Token` header. The deployment chooses the verifier (Spin variable
 `auth_verifier`). The examples here use the development one (`dev`, the
 default; as Nova's noauth2, for trusted setups only): the token names the caller.
@@ -406,6 +407,32 @@ tx(200, token=None)
 doc(expect(call("GET", "/schemas/tag", None, headers={"Accept": "application/schema+json"}), 200),
     desc="The same with `Accept: application/schema+json`: the body is the same, the type `application/schema+json`.")
 doc(expect(call("GET", "/schemas/flavor", None), 404), ["no schema has that name (here `GET /schemas/flavor`)"])
+
+w("""
+## OpenAPI document [/openapi.json]
+
+The API as OpenAPI 3.1, generated from the same route table as JSON-Home
+and the same JSON Schemas as `/schemas/{object}` (embedded under
+`components/schemas`; request bodies are the request objects, so a client
+generated from it validates as the API does). Each operation lists its
+success status and the error statuses of this document; every operation
+that reaches the key-value store or the hypervisor may also answer `503`
+with `Retry-After`. The adapter's internal events route is left out.
+Allow: `GET`.
+
+### Get the OpenAPI document [GET]
+
+""")
+action("GET", "/openapi.json")
+# The document is ~100 KB: the example keeps its top level and one path,
+# which is what Dredd compares (keys present, their types).
+full = expect(call("GET", "/openapi.json", None), 200)
+short = full.json()
+short["paths"] = {"/": short["paths"]["/"]}
+short["components"] = {"schemas": {"tag": short["components"]["schemas"]["tag"]},
+                       "securitySchemes": short["components"]["securitySchemes"]}
+w(request(None, accept="application/json"))
+w(response(R(full.method, full.path, full.status, full.headers, json.dumps(short))))
 
 # ---------------------------------------------------------------- server types
 TYPE_FIELDS = """
@@ -1409,10 +1436,9 @@ documented above. What the contract asks for beyond them and the code does not
 do yet:
 
 - Nothing: every action runs on the fake driver's nodes and on libvirt
-  nodes (real QEMU guests). On libvirt nodes a live MOVE that libvirt
-  refuses (two nodes on one machine) ends `ABORTED` naming the cold MOVE,
-  and UPDATE_PASSWORD needs qemu-guest-agent in the guest (see
-  docs/architecture.md).
+  nodes (real QEMU guests, live MOVE included between the nodes of a
+  live-migration group). On libvirt nodes UPDATE_PASSWORD needs
+  qemu-guest-agent in the guest (see docs/architecture.md).
 """)
 
 # ---------------------------------------------------------------- differences

@@ -294,6 +294,24 @@ fn get_finds_a_type_by_any_id_spelling_or_by_name() {
     assert_error(&get(&host, &a(), &type_path("5e7e0000-9999-4000-8000-000000000099")), 404, None);
 }
 
+#[test]
+fn the_longest_names_are_unique_and_found_like_short_ones() {
+    let host = Host::vnext();
+    // 255 characters of two bytes: a key of its own would pass the
+    // key-value store's 256-byte limit.
+    let long = "é".repeat(255);
+    let id = private_type(&host, &a(), &long);
+    let encoded: String = long.bytes().map(|b| format!("%{b:02X}")).collect();
+    let r = get(&host, &a(), &type_path(&encoded));
+    assert_eq!((r.status, r.json()["id"].as_str()), (200, Some(id.as_str())), "{}", r.body);
+    assert_error(&create(&host, &a(), &small(&long)), 400, Some("name"));
+    // One character less is another name.
+    private_type(&host, &a(), &"é".repeat(254));
+    // Renamed away, the long name is free again.
+    assert_204(&call(&host, "PATCH", &a(), &type_path(&id), Some(&json!({"name": "short"}))), "rename");
+    private_type(&host, &a(), &long);
+}
+
 // ------------------------------------------------------------- patch/delete
 
 #[test]

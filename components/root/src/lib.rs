@@ -1,6 +1,7 @@
 //! Root component: `GET /` (JSON-Home rendered from the core route table),
 //! `GET /schemas` and `GET /schemas/{object}` (as `application/json`, the
-//! proposal's type, or `application/schema+json` when `Accept` prefers it).
+//! proposal's type, or `application/schema+json` when `Accept` prefers it),
+//! and `GET /openapi.json` (generated from the same table and schemas).
 //! No authentication, no state.
 //!
 //! It also owns spin.toml's catch-all route `/...`, so a path that no other
@@ -11,6 +12,9 @@
 use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::routes::{self, Component};
+use serde_json::Value;
+use std::sync::OnceLock;
+use vnext_core::openapi;
 use vnext_core::schemas;
 use vnext_guest::web::{self, Ctx, Reply};
 
@@ -31,6 +35,11 @@ async fn route(ctx: Ctx) -> ApiResult<Reply> {
             let offered: Vec<&'static str> = std::iter::once(ctx.route.format).chain(ctx.route.other_formats.iter().copied()).collect();
             let media = routes::negotiate(ctx.header("accept"), &offered);
             Ok(Reply::typed(200, media, &schema))
+        }
+        "openapi" => {
+            // Generated once per instance: the same bytes for every request.
+            static DOCUMENT: OnceLock<Value> = OnceLock::new();
+            Ok(Reply::json(200, DOCUMENT.get_or_init(openapi::document)))
         }
         other => Err(ApiError::internal(format!("route {other} has no handler in the root component"))),
     }

@@ -8,7 +8,7 @@
 //! | key | value |
 //! |---|---|
 //! | `server_type/{id}` | [`crate::model::ServerTypeRecord`] |
-//! | `server_type_name/{name}` | [`NameClaim`] `{"id": ...}`: the name's owner |
+//! | `server_type_name/{name}` | [`NameClaim`] `{"id": ...}`: the name's owner (`sha256:<hex>` of a long name) |
 //! | `server/{id}` | [`crate::model::ServerRecord`] |
 //! | `project/{p}/hostname/{h}` | [`HostnameClaim`] `{"server_id": ..., "claimed_at": ...}` |
 //! | `task/{id}` | [`crate::model::TaskRecord`], items embedded |
@@ -41,8 +41,21 @@ pub fn server_type(id: &str) -> String {
     format!("server_type/{id}")
 }
 
+/// Spin's key-value keys are at most 256 bytes (crates/kv enforces the same).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// A name's claim. Names may be 255 characters, up to 1020 bytes of UTF-8,
+/// so one whose key would pass [`MAX_KEY_BYTES`] is keyed by the SHA-256 of
+/// the name instead (`server_type_name/sha256:<hex>`); shorter names keep
+/// the readable key they always had.
 pub fn server_type_name(name: &str) -> String {
-    format!("server_type_name/{name}")
+    let key = format!("server_type_name/{name}");
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    use sha2::{Digest, Sha256};
+    let hex: String = Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("server_type_name/sha256:{hex}")
 }
 
 /// A Keystone token check, cached; keyed by the SHA-256 (hex) of the token
@@ -126,6 +139,10 @@ mod tests {
     fn keys_follow_the_documented_layout() {
         assert_eq!(server_type("a"), "server_type/a");
         assert_eq!(server_type_name("m1.small"), "server_type_name/m1.small");
+        let long = "é".repeat(crate::validate::MAX_NAME_LEN);
+        let key = server_type_name(&long);
+        assert!(key.len() <= MAX_KEY_BYTES && key.starts_with("server_type_name/sha256:"), "{key}");
+        assert_ne!(key, server_type_name(&"é".repeat(crate::validate::MAX_NAME_LEN - 1)), "distinct names, distinct keys");
         assert_eq!(server("s"), "server/s");
         assert_eq!(task("t"), "task/t");
         assert_eq!(index_page(&project_servers_index("p"), 3), "index/project/p/servers/page/3");

@@ -30,6 +30,7 @@ pub mod ids;
 pub mod index;
 pub mod keys;
 pub mod model;
+pub mod openapi;
 pub mod paging;
 pub mod progress;
 pub mod routes;

@@ -73,6 +73,8 @@ pub static ROUTES: &[Route] = &[
     Route { auth: false, ..route("schemas", "/schemas", &["GET"], Component::Root) },
     // JSON by default, as the proposal; JSON Schema's own type on request.
     Route { other_formats: &[SCHEMA_JSON], auth: false, ..route("schema", "/schemas/{object}", &["GET"], Component::Root) },
+    // OpenAPI 3.1, generated from this table and the schemas (crate::openapi).
+    Route { auth: false, ..route("openapi", "/openapi.json", &["GET"], Component::Root) },
     Route { query: &["limit", "marker", "tag"], ..route("server_types", "/server_types", &["GET", "POST"], Component::ServerTypes) },
     // Also `rel/server_type_by_name` (see ALIASES): one segment, id or name.
     route("server_type", "/server_types/{server_type_id}", &["GET", "PATCH", "DELETE"], Component::ServerTypes),

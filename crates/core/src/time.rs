@@ -78,7 +78,9 @@ pub fn now() -> String {
 }
 
 /// Parses an RFC 3339 date-time. `None` for anything else, including
-/// impossible dates (2026-02-30) and times before 1970.
+/// impossible dates (2026-02-30). A valid time before 1970 reads as the
+/// epoch, as [`format`] clamps: nothing in the API is older, so a filter
+/// `since=0413-10-06T05:45:38-20:13` simply matches everything.
 pub fn parse(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() < 20 {
@@ -135,7 +137,7 @@ pub fn parse(s: &str) -> Option<SystemTime> {
     let secs = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second
         - offset_secs;
     if secs < 0 {
-        return None;
+        return Some(UNIX_EPOCH);
     }
     Some(UNIX_EPOCH + Duration::new(secs as u64, nanos as u32))
 }
@@ -197,11 +199,18 @@ mod tests {
     fn refuses_impossible_or_partial_dates() {
         for bad in [
             "", "2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z",
-            "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z", "2026-01-01", "1969-12-31T23:59:59Z",
+            "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z", "2026-01-01", "1969-12-31T23:59:59",
             "2026-01-01T00:00:00+0100", "２026-01-01T00:00:00Z",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn valid_times_before_1970_read_as_the_epoch() {
+        assert_eq!(parse("1969-12-31T23:59:59Z"), Some(UNIX_EPOCH));
+        assert_eq!(parse("0413-10-06T05:45:38-20:13"), Some(UNIX_EPOCH));
+        assert_eq!(parse("0000-01-01T00:00:00Z"), Some(UNIX_EPOCH));
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 }
 
 /// Reads checked JSON into `T`; a failure is a 400 naming the JSON path.
-fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+fn typed<T: DeserializeOwned>(mut value: serde_json::Value) -> ApiResult<T> {
+    integral_floats_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
@@ -84,6 +85,23 @@ fn typed<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
         let err = ApiError::bad_request(format!("invalid request body at {field}: {msg}{hint}"));
         if field == "." { err } else { err.field(field) }
     })
+}
+
+/// JSON Schema counts `2.0` as an integer, so a body the schema accepted
+/// may carry one where serde wants a `u32`: such numbers become integers.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Exactly representable: |f| < 2^53.
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                *v = if f < 0.0 { serde_json::json!(f as i64) } else { serde_json::json!(f as u64) };
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 fn backticked(msg: &str) -> Option<&str> {
@@ -544,6 +562,14 @@ mod tests {
             n = n.wrapping_add(1);
             n
         }
+    }
+
+    #[test]
+    fn integral_numbers_written_as_floats_are_integers() {
+        let t = server_type_create(br#"{"name": "f", "spec": {"memory_mb": 512.0, "cpu_units": 2.0, "rxtx_factor": 1.0}}"#).unwrap();
+        assert_eq!((t.spec.memory_mb, t.spec.cpu_units, t.spec.rxtx_factor), (512, 2, Some(1.0)));
+        let e = server_type_create(br#"{"name": "f", "spec": {"memory_mb": 512, "cpu_units": 2.5}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("spec.cpu_units"), "{e:?}");
     }
 
     #[test]
