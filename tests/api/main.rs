@@ -13,6 +13,7 @@ mod proposal;
 mod server_types;
 mod servers;
 mod slice;
+mod store_outage;
 mod tasks;
 
 // Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).
