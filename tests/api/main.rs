@@ -3,6 +3,7 @@
 
 mod apiary;
 mod harness;
+mod hostile_clients;
 mod keystone;
 mod launch;
 mod libvirt;
