@@ -3,8 +3,8 @@
 //! `Content-Length` before it is sent; too many or too large headers are
 //! 431; a client sending its headers one byte at a time (slowloris) or its
 //! body too slowly is cut off while others are served; connections past
-//! the cap wait, with one log line; and no error body gives anything
-//! internal away.
+//! the cap wait, with one log line; the events route refuses anything
+//! without its secret; and no error body gives anything internal away.
 
 use crate::harness::{Host, Resp, assert_clean_error, assert_nothing_internal, request, try_request, wait_for};
 use serde_json::json;
@@ -194,6 +194,39 @@ fn connections_past_the_cap_wait_with_one_log_line_and_are_served_when_one_close
         w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         assert_eq!(read_response(&mut w).expect("served in turn").status, 200);
     }
+}
+
+// ------------------------------------------------------------ events secret
+
+#[test]
+fn the_events_route_refuses_anything_without_its_secret() {
+    const SECRET: &str = "hostile-clients-events-secret";
+    let host = Host::vnext_builder().arg("--events-secret").arg(SECRET).start();
+    let url = host.url("/internal/events");
+    let body = json!({"observations": []}).to_string();
+    let json_ct = ("Content-Type", "application/json");
+    let wrong = [
+        None,
+        Some(""),
+        Some("x"),
+        Some(&SECRET[..SECRET.len() - 1]),
+        Some("hostile-clients-events-secreT"),
+        Some("hostile-clients-events-secret-and-more"),
+    ];
+    for secret in wrong {
+        let mut headers = vec![json_ct];
+        if let Some(s) = secret {
+            headers.push(("x-vnext-events-secret", s));
+        }
+        let r = request("POST", &url, &headers, Some(&body));
+        assert_clean_error(&r, 401);
+        // A garbage body is refused for the secret, not parsed first.
+        let r = request("POST", &url, &headers, Some("{not json"));
+        assert_clean_error(&r, 401);
+    }
+    // With the secret the same garbage body is a 400: the secret was the gate.
+    let r = request("POST", &url, &[json_ct, ("x-vnext-events-secret", SECRET)], Some("{not json"));
+    assert_clean_error(&r, 400);
 }
 
 // ------------------------------------------------------------ error bodies

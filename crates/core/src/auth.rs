@@ -65,10 +65,38 @@ impl DevTokenVerifier {
     }
 }
 
+#[cfg(test)]
+mod secret_tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_same_secret_matches() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        for wrong in [&b""[..], b"s", b"s3cre", b"s3cret!", b"S3cret", b"s3creT", b"\0\0\0\0\0\0"] {
+            assert!(!same_secret(wrong, b"s3cret"), "{wrong:?}");
+        }
+        assert!(same_secret(b"", b""));
+    }
+}
+
 impl Verifier for DevTokenVerifier {
     async fn verify(&self, token: Option<&str>) -> ApiResult<Identity> {
         Self::parse(token)
     }
+}
+
+/// Compares a secret sent by a caller with the expected one in time that
+/// depends only on the expected secret's length, not on where the first
+/// difference is, so response times cannot be used to guess it byte by
+/// byte. (An early return on a length mismatch would only tell the
+/// length, but there is none: the loop always runs over `expected`.)
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    // Keeps the optimiser from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 /// The target-independent half of the Keystone (OpenStack Identity v3)
