@@ -4,12 +4,15 @@
 //! 431; a client sending its headers one byte at a time (slowloris) or its
 //! body too slowly is cut off while others are served; connections past
 //! the cap wait, with one log line; the events route refuses anything
-//! without its secret; and no error body gives anything internal away.
+//! without its secret; Keystone sees one check per refused token, however
+//! often it is sent; and no error body gives anything internal away.
 
 use crate::harness::{Host, Resp, assert_clean_error, assert_nothing_internal, request, try_request, wait_for};
 use serde_json::json;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "0b5e0000-1111-4000-8000-000000000001:0b5e0000-2222-4000-8000-000000000001";
@@ -227,6 +230,100 @@ fn the_events_route_refuses_anything_without_its_secret() {
     // With the secret the same garbage body is a 400: the secret was the gate.
     let r = request("POST", &url, &[json_ct, ("x-vnext-events-secret", SECRET)], Some("{not json"));
     assert_clean_error(&r, 400);
+}
+
+// ------------------------------------------------------------ Keystone
+
+/// A fake Keystone that refuses every token but `good` and counts checks.
+struct FakeKeystone {
+    url: String,
+    checks: Arc<AtomicUsize>,
+}
+
+const GOOD: &str = "good-keystone-token";
+
+impl FakeKeystone {
+    fn start() -> FakeKeystone {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let checks = Arc::new(AtomicUsize::new(0));
+        let counted = checks.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        match s.read(&mut byte) {
+                            Ok(1) => buf.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_lowercase();
+                    if head.starts_with("get /v3/auth/tokens") {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let body = if head.contains(&format!("x-subject-token: {}", GOOD.to_lowercase())) {
+                        json!({"token": {
+                            "expires_at": "2099-01-01T00:00:00.000000Z",
+                            "user": {"id": "0b5e00001111400080000000000000aa"},
+                            "project": {"id": "0b5e00002222400080000000000000aa"},
+                            "roles": [{"name": "member"}],
+                        }})
+                        .to_string()
+                    } else {
+                        String::new()
+                    };
+                    let status = if body.is_empty() { "404 Not Found" } else { "200 OK" };
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        FakeKeystone { url, checks }
+    }
+
+    fn checks(&self) -> usize {
+        self.checks.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn keystone_sees_one_check_per_refused_token_however_often_it_is_sent() {
+    let ks = FakeKeystone::start();
+    let host = Host::vnext_builder()
+        .env("SPIN_VARIABLE_AUTH_VERIFIER", "keystone")
+        .env("SPIN_VARIABLE_KEYSTONE_URL", &ks.url)
+        .start();
+    // Routes of several components: the refusal is shared through the store.
+    let paths = ["/server_types", "/projects/0b5e0000-2222-4000-8000-0000000000aa/servers", "/placements"];
+    let get = |path: &str, token: &str| request("GET", &host.url(path), &[("X-Auth-Token", token)], None);
+    for i in 0..12 {
+        let r = get(paths[i % paths.len()], "garbage-token");
+        assert_clean_error(&r, 401);
+    }
+    assert_eq!(ks.checks(), 1, "one Keystone check for one refused token sent 12 times");
+    for t in ["garbage-1", "garbage-2", "garbage-3"] {
+        for path in paths {
+            assert_clean_error(&get(path, t), 401);
+        }
+    }
+    assert_eq!(ks.checks(), 4, "one check per distinct refused token");
+    // A token far longer than any Keystone token is refused without a check.
+    assert_clean_error(&get("/server_types", &"a".repeat(6000)), 401);
+    assert_eq!(ks.checks(), 4);
+    // A good token still works (and is cached the usual way).
+    let r = get("/server_types", GOOD);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get("/placements", GOOD);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ks.checks(), 5);
 }
 
 // ------------------------------------------------------------ error bodies
