@@ -275,3 +275,59 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Like [`request`], with a client timeout, and a transport failure (no
+/// answer in time, connection closed) as an `Err` instead of a panic: for
+/// tests of outages and hostile clients, where that is the thing checked.
+pub fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<Resp, String> {
+    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("{method} {url}: {e}")),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
+        .collect();
+    let body = resp.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok(Resp { status, headers, body })
+}
+
+/// Asserts an error answer in the API's one shape (`{"error": {"code",
+/// "title", "message"}}`, JSON, code = status) that gives nothing internal
+/// away: no file path, source location, panic or backtrace.
+pub fn assert_clean_error(r: &Resp, status: u16) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{:?} {}", r.headers, r.body);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], status, "{}", r.body);
+    assert!(body["error"]["title"].as_str().is_some_and(|t| !t.is_empty()), "{}", r.body);
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.body);
+    vnext_core::schemas::validate("error", &body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+    assert_nothing_internal(&r.body);
+}
+
+/// Asserts `body` names no file path, source location, panic or backtrace.
+pub fn assert_nothing_internal(body: &str) {
+    let lower = body.to_lowercase();
+    for leak in ["/work/", "/tmp/", "/root/", "/home/", "/usr/", ".rs:", "panicked", "backtrace", "stack", "os error", ".db"] {
+        assert!(!lower.contains(leak), "an error body gives away {leak:?}: {body}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod apiary;
 mod harness;
+mod hostile_clients;
 mod keystone;
 mod launch;
 mod libvirt;
@@ -13,6 +14,7 @@ mod proposal;
 mod server_types;
 mod servers;
 mod slice;
+mod store_outage;
 mod tasks;
 
 // Spin 4 compatibility, against the probe application (tests/fixtures/probe.toml).

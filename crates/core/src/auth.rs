@@ -65,10 +65,38 @@ impl DevTokenVerifier {
     }
 }
 
+#[cfg(test)]
+mod secret_tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_same_secret_matches() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        for wrong in [&b""[..], b"s", b"s3cre", b"s3cret!", b"S3cret", b"s3creT", b"\0\0\0\0\0\0"] {
+            assert!(!same_secret(wrong, b"s3cret"), "{wrong:?}");
+        }
+        assert!(same_secret(b"", b""));
+    }
+}
+
 impl Verifier for DevTokenVerifier {
     async fn verify(&self, token: Option<&str>) -> ApiResult<Identity> {
         Self::parse(token)
     }
+}
+
+/// Compares a secret sent by a caller with the expected one in time that
+/// depends only on the expected secret's length, not on where the first
+/// difference is, so response times cannot be used to guess it byte by
+/// byte. (An early return on a length mismatch would only tell the
+/// length, but there is none: the loop always runs over `expected`.)
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    // Keeps the optimiser from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 /// The target-independent half of the Keystone (OpenStack Identity v3)
@@ -89,6 +117,47 @@ pub mod keystone {
     /// working at most this long, as with keystonemiddleware's default
     /// `token_cache_time`.
     pub const CACHE_FOR: Duration = Duration::from_secs(300);
+
+    /// How long a token Keystone refused (unknown, expired, revoked) is
+    /// refused again without asking: a flood of garbage tokens costs
+    /// Keystone at most one check per distinct token per this long. Short,
+    /// because a refusal is cheap to repeat and a token Keystone did not
+    /// know yet (fernet keys still propagating) should not stay refused.
+    pub const REFUSED_FOR: Duration = Duration::from_secs(60);
+    /// Slots of the negative cache (the first 3 hex digits of the token's
+    /// SHA-256): it holds at most this many records, whatever is sent. A
+    /// token refused later evicts the one in its slot; the bound holds
+    /// while the distinct garbage tokens of one [`REFUSED_FOR`] fit.
+    pub const REFUSED_SLOTS: usize = 4096;
+    /// Longer than any token Keystone issues (fernet tokens are at most
+    /// 255 bytes, JWS tokens ~800): refused without asking Keystone.
+    pub const MAX_TOKEN_BYTES: usize = 4096;
+
+    /// The negative-cache slot of a token (see [`REFUSED_SLOTS`]).
+    pub fn refused_slot(token_sha256_hex: &str) -> &str {
+        token_sha256_hex.get(..3).unwrap_or(token_sha256_hex)
+    }
+
+    /// A token Keystone refused, as cached under
+    /// [`crate::keys::keystone_refused`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RefusedToken {
+        /// SHA-256 (hex) of the token: the slot holds one token among many.
+        pub token_sha256: String,
+        pub refused_at: String,
+    }
+
+    impl RefusedToken {
+        pub fn new(token_sha256_hex: &str, now: SystemTime) -> Self {
+            RefusedToken { token_sha256: token_sha256_hex.to_string(), refused_at: crate::time::format(now) }
+        }
+
+        /// Whether this record still refuses the token of this hash at `now`.
+        pub fn refuses(&self, token_sha256_hex: &str, now: SystemTime) -> bool {
+            self.token_sha256 == token_sha256_hex
+                && crate::time::parse(&self.refused_at).is_some_and(|at| now < at + REFUSED_FOR && at <= now + REFUSED_FOR)
+        }
+    }
 
     #[derive(Deserialize)]
     struct Body {
@@ -195,6 +264,19 @@ pub mod keystone {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn refused_tokens_are_refused_for_a_while_in_a_bounded_number_of_slots() {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let hash = "abcdef0123";
+            let r = RefusedToken::new(hash, now);
+            assert!(r.refuses(hash, now));
+            assert!(r.refuses(hash, now + REFUSED_FOR - Duration::from_secs(1)));
+            assert!(!r.refuses(hash, now + REFUSED_FOR), "expired");
+            assert!(!r.refuses("abcdef9999", now), "another token of the same slot");
+            assert_eq!(refused_slot(hash), "abc");
+            assert_eq!(16usize.pow(3), REFUSED_SLOTS, "3 hex digits make the slots");
+        }
 
         #[test]
         fn tokens_are_bucketed_by_the_hour_they_expire_and_past_hours_are_due() {

@@ -19,7 +19,16 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Methods the route accepts; set only on 405, sent as the `Allow` header.
     pub allow: Option<String>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After`; set
+    /// on every 503 (see [`RETRY_AFTER_SECS`]).
+    pub retry_after: Option<u32>,
 }
+
+/// `Retry-After` of a 503. A dependency that is down (key-value store,
+/// hypervisor, Keystone) fails each call within a second or two, and comes
+/// back without a restart: a client retrying after this long neither
+/// hammers it nor waits long once it is back.
+pub const RETRY_AFTER_SECS: u32 = 2;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -32,8 +41,10 @@ pub fn title_for(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        408 => "Request Timeout",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
@@ -42,7 +53,8 @@ pub fn title_for(status: u16) -> &'static str {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, title: title_for(status), message: message.into(), field: None, allow: None }
+        let retry_after = (status == 503).then_some(RETRY_AFTER_SECS);
+        Self { status, title: title_for(status), message: message.into(), field: None, allow: None, retry_after }
     }
 
     /// 400: the request is malformed, names something missing, or duplicates.
@@ -141,6 +153,14 @@ mod tests {
         assert!(body["error"].get("field").is_none());
         assert_eq!(body["error"]["title"], "Not Found");
         assert_eq!(body["error"]["code"], 404);
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        assert_eq!(ApiError::unavailable("down").retry_after, Some(RETRY_AFTER_SECS));
+        assert_eq!(ApiError::new(503, "down").retry_after, Some(RETRY_AFTER_SECS));
+        assert_eq!(ApiError::internal("bug").retry_after, None);
+        assert_eq!(ApiError::bad_request("no").retry_after, None);
     }
 
     #[test]

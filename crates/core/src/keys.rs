@@ -16,6 +16,7 @@
 //! | `auth/keystone/{sha256 of token}` | [`crate::auth::keystone::CheckedToken`]: a cached token check |
 //! | `auth/keystone-expiring/{YYYY-MM-DDTHH}` | the hashes of the cached tokens expiring in that hour |
 //! | `auth/keystone-expiring` | the names of those buckets (so expired ones are deleted without a scan) |
+//! | `auth/keystone-refused/{slot}` | [`crate::auth::keystone::RefusedToken`]: the last token Keystone refused in that slot |
 //!
 //! Uniqueness (type names, hostnames) is a *claim* record created with
 //! compare-and-swap on an absent key: whoever creates it owns the name, and
@@ -67,6 +68,14 @@ pub fn keystone_token(token_sha256_hex: &str) -> String {
 /// The cached Keystone tokens that expire in one hour (`YYYY-MM-DDTHH`).
 pub fn keystone_tokens_expiring(hour: &str) -> String {
     format!("{KEYSTONE_EXPIRY_BUCKETS}/{hour}")
+}
+
+/// The negative cache of tokens Keystone refused: one record per slot
+/// ([`crate::auth::keystone::refused_slot`]), so it never holds more than
+/// [`crate::auth::keystone::REFUSED_SLOTS`] records, however many garbage
+/// tokens are sent.
+pub fn keystone_refused(slot: &str) -> String {
+    format!("auth/keystone-refused/{slot}")
 }
 
 /// The hours that have a [`keystone_tokens_expiring`] bucket.

@@ -15,6 +15,12 @@
 //! token expires, whichever is sooner. Records of expired tokens are
 //! deleted by later cache writes (see [`keystone::expiry_bucket`]), so the
 //! cache does not grow with every token ever seen.
+//!
+//! Tokens Keystone refuses are remembered too, for [`keystone::REFUSED_FOR`]
+//! in one of [`keystone::REFUSED_SLOTS`] records (a bounded negative cache,
+//! shared like the other), so a client sending garbage tokens over and over
+//! costs Keystone one check per distinct token, not one per request. A
+//! token longer than any Keystone issues is refused without a check.
 
 use crate::kv::Kv;
 use bytes::Bytes;
@@ -24,7 +30,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::SystemTime;
-use vnext_core::auth::keystone::{self, CheckedToken};
+use vnext_core::auth::keystone::{self, CheckedToken, RefusedToken};
 use vnext_core::auth::{DevTokenVerifier, Identity, Verifier};
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::keys;
@@ -104,6 +110,9 @@ impl Verifier for KeystoneVerifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("missing X-Auth-Token header: send a Keystone (v3) token"))?;
+        if token.len() > keystone::MAX_TOKEN_BYTES {
+            return Err(refused());
+        }
         let now = SystemTime::now();
         let kv = Kv::open()?;
         let hash = hex_sha256(token);
@@ -118,6 +127,13 @@ impl Verifier for KeystoneVerifier {
                 return Err(ApiError::unauthorized("the Keystone token has expired; ask Keystone for a new one"));
             }
         }
+        // Only tokens not known good pay this read; an unreadable record is a miss.
+        let refused_key = keys::keystone_refused(keystone::refused_slot(&hash));
+        if let Ok(Some(r)) = kv.get_json::<RefusedToken>(&refused_key)
+            && r.refuses(&hash, now)
+        {
+            return Err(refused());
+        }
         let checked = self.ask_keystone(token, now).await;
         match &checked {
             // Failing to write the cache costs the next request a check, nothing more.
@@ -127,7 +143,14 @@ impl Verifier for KeystoneVerifier {
                 }
                 let _ = sweep_expired(&kv, now);
             }
-            Err(e) if e.status == 401 && cached.is_some() => drop(kv.delete(&key)),
+            // Keystone's refusal is final for this token: remember it
+            // (failing to is harmless: the next request asks again).
+            Err(e) if e.status == 401 => {
+                let _ = kv.put_json(&refused_key, &RefusedToken::new(&hash, now));
+                if cached.is_some() {
+                    let _ = kv.delete(&key);
+                }
+            }
             Err(_) => {}
         }
         checked.map(|c| c.identity())
@@ -183,7 +206,8 @@ impl KeystoneVerifier {
     async fn ask_keystone(&self, token: &str, now: SystemTime) -> ApiResult<CheckedToken> {
         let url = format!("{}/v3/auth/tokens?nocatalog", self.url);
         let unreachable = |e: &dyn std::fmt::Display| {
-            ApiError::unavailable(format!("the identity service (Keystone at {}) could not check the token: {e}", self.url))
+            // Keystone's address is the deployment's business, not the client's.
+            ApiError::unavailable(format!("the identity service (Keystone) could not check the token: {e}"))
         };
         let request = http::Request::get(&url)
             .header("x-auth-token", token)
@@ -196,12 +220,16 @@ impl KeystoneVerifier {
         let body = response.into_body().bytes().await.map_err(|e| unreachable(&e))?;
         match status {
             200 => CheckedToken::from_validation(&body, now),
-            401 | 404 => Err(ApiError::unauthorized(format!(
-                "Keystone does not accept this token (it answered {status}): it is unknown, expired or revoked"
-            ))),
+            401 | 404 => Err(refused()),
             _ => Err(unreachable(&format!("it answered {status}"))),
         }
     }
+}
+
+/// Keystone's refusal, the same whether Keystone was asked just now or
+/// refused the token a moment ago.
+fn refused() -> ApiError {
+    ApiError::unauthorized("Keystone does not accept this token: it is unknown, expired or revoked")
 }
 
 fn hex_sha256(s: &str) -> String {

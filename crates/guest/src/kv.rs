@@ -1,8 +1,11 @@
 //! JSON records in the key-value store `default` (wasi:keyvalue, because it
 //! has compare-and-swap). Keys come from `vnext_core::keys`.
 //!
-//! Store failures are 503 (retryable); a record that does not parse is 500
-//! naming the key, since only a bug or manual editing can cause it.
+//! Store failures are 503 (retryable, with `Retry-After`): the host fails a
+//! call within a second or two when the store cannot be reached or written
+//! (Redis down, a full disk, a read-only file), with a reason that names
+//! the store and never a path. A record that does not parse is 500 naming
+//! the key, since only a bug or manual editing can cause it.
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use serde::Serialize;
@@ -24,7 +27,9 @@ fn store_error(what: &str, key: &str, e: store::Error) -> ApiError {
         store::Error::AccessDenied => "access denied to the store".to_string(),
         store::Error::Other(m) => m,
     };
-    ApiError::unavailable(format!("key-value {what} of {key} failed: {detail}; retry later"))
+    ApiError::unavailable(format!(
+        "the key-value store failed ({what} of {key}: {detail}); retry in a few seconds"
+    ))
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> ApiResult<T> {

@@ -213,6 +213,9 @@ fn render(result: ApiResult<Reply>, request_id: &str, is_head: bool) -> Response
         if let Some(allow) = e.allow {
             r.headers.push(("allow", allow));
         }
+        if let Some(secs) = e.retry_after {
+            r.headers.push(("retry-after", secs.to_string()));
+        }
         r
     });
     let mut b = http::Response::builder()

@@ -100,6 +100,19 @@ pub struct UpArgs {
     /// Idle WASI 0.3 instances kept ready per component.
     #[arg(long, default_value_t = DEFAULT_MAX_IDLE_INSTANCES)]
     pub max_idle_instances: usize,
+    /// Most connections open at once; past it, new connections wait (in the
+    /// listen backlog) until one closes, and the log says so.
+    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// Time a client has to send its request line and headers, in
+    /// milliseconds; a slower client, or an idle keep-alive connection, is
+    /// disconnected.
+    #[arg(long, default_value_t = crate::server::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64)]
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send its request body once its headers are in,
+    /// in milliseconds (408 after).
+    #[arg(long, default_value_t = crate::server::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64)]
+    pub body_read_timeout_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -289,7 +302,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!("ready in {:.0?}", started.elapsed());
-    crate::server::serve(app, listener, shutdown).await
+    let limits = crate::server::ServerLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+    };
+    crate::server::serve(app, listener, limits, shutdown).await
 }
 
 /// `--key-value key=value` or `label:key=value`.

@@ -36,7 +36,12 @@ pub enum Error {
     AccessDenied(String),
     /// The key or value breaks a documented limit.
     TooLarge(String),
-    /// The backend failed (I/O, connection, corrupt data).
+    /// The backend cannot be reached or written right now (Redis down or
+    /// silent, a full disk, a read-only file): retrying later may succeed.
+    /// The message names the backend and the reason, never a path or an
+    /// address, because it reaches API clients.
+    Unavailable(String),
+    /// The backend failed otherwise (corrupt data, a bug).
     Backend(String),
 }
 
@@ -49,6 +54,7 @@ impl std::fmt::Display for Error {
                 "key-value store {l:?} is not listed in the component's key_value_stores"
             ),
             Error::TooLarge(m) => write!(f, "{m}"),
+            Error::Unavailable(m) => write!(f, "the key-value store is unavailable: {m}"),
             Error::Backend(m) => write!(f, "key-value backend error: {m}"),
         }
     }

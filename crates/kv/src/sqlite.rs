@@ -25,9 +25,55 @@ pub struct SqliteBackend {
     pool: Mutex<Vec<Connection>>,
 }
 
+/// Maps a SQLite failure. A full disk, a file that cannot be written or
+/// opened, an I/O error or a lock held too long is [`Error::Unavailable`]
+/// (retry later, once the operator fixed it), in words of our own: SQLite's
+/// messages may name the file. Anything else is [`Error::Backend`].
 fn backend_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        let why = match f.code {
+            C::DiskFull => Some("the disk holding the SQLite file is full"),
+            C::ReadOnly => Some("the SQLite file is read-only"),
+            C::PermissionDenied | C::AuthorizationForStatementDenied => {
+                Some("the SQLite file may not be written")
+            }
+            C::CannotOpen => Some("the SQLite file cannot be opened"),
+            C::SystemIoFailure => Some("I/O error on the SQLite file (is the disk full or the file read-only?)"),
+            C::DatabaseBusy | C::DatabaseLocked => Some("the SQLite file stayed locked by another writer"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            report_unavailable(why, &e);
+            return Error::Unavailable(format!("sqlite: {why}"));
+        }
+    }
     Error::Backend(format!("sqlite: {e}"))
 }
+
+/// Logs SQLite trouble with SQLite's own words (which may name the file:
+/// fine in the operator's log), at most once per [`REPORT_EVERY`].
+fn report_unavailable(why: &str, e: &rusqlite::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + REPORT_EVERY.as_secs()
+        && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        let more = SUPPRESSED.swap(0, Ordering::Relaxed);
+        eprintln!("warning: key-value store (SQLite) unavailable: {why} ({e}); {more} similar failures not logged");
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Shortest interval between two log lines about SQLite failures.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database file and its parent directory.
