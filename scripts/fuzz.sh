@@ -57,7 +57,9 @@ for who in MEMBER_A MEMBER_B ADMIN; do
   # One worker: CPython 3.11 (Debian 12's) can fail compiling Schemathesis's
   # generated code from two threads at once ("AST constructor recursion
   # depth mismatch").
-  VNEXT_TOKEN=${!who} "$venv/bin/schemathesis" --no-color --config-file tests/fuzz/schemathesis.toml \
+  token=${!who}
+  project=${token#*:}
+  VNEXT_TOKEN=$token VNEXT_PROJECT=${project%%:*} "$venv/bin/schemathesis" --no-color --config-file tests/fuzz/schemathesis.toml \
     run "$url/openapi.json" --checks all --max-examples "$EXAMPLES" --seed "$SEED" --workers 1 \
     --request-timeout 30 --report junit --report-junit-path "$report/$who.xml" 2>&1 | tee "$report/$who.out"
   rc=${PIPESTATUS[0]}

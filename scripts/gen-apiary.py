@@ -270,7 +270,11 @@ Statuses, in the order the checks run:
   methods it does accept (the same list as `hints.allow` in JSON-Home).
   Checked before authentication.
 - `401` a missing or malformed `X-Auth-Token` (authenticated routes only).
-- `413` a request body larger than 1 MiB (1048576 bytes), on any route.
+- `413` a request body larger than 1 MiB (1048576 bytes), on any route; a
+  `Content-Length` over 8 MiB is refused by the host before the body is
+  sent. The host also answers `431` to more than 100 request headers or
+  more than 32 KiB of them, and `408` to a body not received within 30 s;
+  these come in the same shape, with `Connection: close`.
 - `400` a body that is missing, not JSON, has unknown or mistyped fields,
   breaks a rule, names something that does not exist or is not visible, or
   duplicates a unique name; an unknown or invalid query parameter.
@@ -279,8 +283,8 @@ Statuses, in the order the checks run:
 - `500` a bug or corrupt stored data, or a request that ran past the host's
   deadline (30 s by default); `503` the key-value store or the hypervisor
   adapter is unavailable, or a record is being changed by others right now:
-  retry. These two are possible on every authenticated route and are not
-  repeated below.
+  retry after the `Retry-After` seconds every `503` carries. These two are
+  possible on every authenticated route and are not repeated below.
 
 The `405` for `POST /` (with `Allow: GET`):
 

@@ -220,7 +220,9 @@ fn operation_object(route: &Route, op: &Operation) -> Value {
     if !route.auth {
         o["security"] = json!([]);
     }
-    let query: Vec<Value> = route.query.iter().map(|q| query_parameter(route.rel, q)).collect();
+    // A route's query parameters are those of its GET (a list's paging and
+    // filters, the console log's `lines`); other methods take none.
+    let query: Vec<Value> = if op.method == "GET" { route.query.iter().map(|q| query_parameter(route.rel, q)).collect() } else { Vec::new() };
     if !query.is_empty() {
         o["parameters"] = Value::Array(query);
     }
@@ -429,5 +431,7 @@ mod tests {
         assert!(doc["paths"]["/servers"]["get"].get("security").is_none(), "the document-wide token applies");
         assert!(doc["paths"]["/servers/{server_id}/tasks"]["post"]["responses"].get("503").is_some());
         assert!(doc["paths"]["/schemas"]["get"]["responses"].get("503").is_none());
+        assert!(doc["paths"]["/server_types"]["get"]["parameters"].is_array());
+        assert!(doc["paths"]["/server_types"]["post"].get("parameters").is_none(), "a POST takes no list filters");
     }
 }
