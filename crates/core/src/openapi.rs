@@ -115,6 +115,28 @@ pub static OPERATIONS: &[Operation] = &[
     op("project", "GET", "A project you are a member of, with its links", 200, Body::Inline(project_schema), READ),
 ];
 
+/// OpenAPI links: from an answer to the operations its ids lead to, so a
+/// client (and Schemathesis's stateful phase) can follow a created
+/// resource. (from rel, from method, target operationId, its parameter,
+/// where the value is in the answer.)
+const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    ("server_types", "POST", "get_server_type", "server_type_id", "$response.body#/id"),
+    ("server_types", "POST", "patch_server_type", "server_type_id", "$response.body#/id"),
+    ("server_types", "POST", "put_server_type_tags", "server_type_id", "$response.body#/id"),
+    ("server_types", "POST", "get_server_type_shares", "server_type_id", "$response.body#/id"),
+    ("server_types", "POST", "delete_server_type", "server_type_id", "$response.body#/id"),
+    ("project_servers", "POST", "get_server", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "head_server", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "patch_server", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "put_server_tags", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "post_server_tasks", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "get_server_console_log", "server_id", "$response.body#/0/id"),
+    ("project_servers", "POST", "get_server_diagnostics", "server_id", "$response.body#/0/id"),
+    ("server_tasks", "POST", "get_server_task", "server_task_id", "$response.body#/id"),
+    ("server_tasks", "POST", "get_server_task_items", "server_task_id", "$response.body#/id"),
+    ("placements", "GET", "get_placement", "placement_id", "$response.body#/placements/0/id"),
+];
+
 /// Query parameters that may be repeated (any of their values matches).
 const REPEATABLE: &[&str] = &["tag", "project", "launched_by", "virt_state", "power_state", "state"];
 
@@ -281,6 +303,14 @@ fn success(route: &Route, op: &Operation) -> Value {
         let content: Map<String, Value> = formats.iter().map(|f| (f.to_string(), json!({ "schema": schema }))).collect();
         r["content"] = Value::Object(content);
     }
+    let links: Map<String, Value> = LINKS
+        .iter()
+        .filter(|(rel, method, ..)| *rel == op.rel && *method == op.method)
+        .map(|(_, _, target, param, expr)| (target.to_string(), json!({ "operationId": target, "parameters": { *param: expr } })))
+        .collect();
+    if !links.is_empty() {
+        r["links"] = Value::Object(links);
+    }
     let mut headers = Map::new();
     if op.status == 201 || (op.status == 202 && op.rel == "server_tasks") {
         headers.insert("Location".into(), json!({ "description": "The new resource's URI", "schema": { "type": "string" } }));
@@ -421,6 +451,21 @@ mod tests {
         }
         walk(&doc, &doc);
         assert!(doc.pointer("/components/schemas/server/$id").is_none(), "ids are dropped");
+    }
+
+    #[test]
+    fn links_name_operations_and_parameters_of_the_document() {
+        let doc = document();
+        let ops: Vec<(String, Value)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters").map(|(_, o)| (o["operationId"].as_str().unwrap().to_string(), item.clone())))
+            .collect();
+        for (_, _, target, param, _) in LINKS {
+            let (_, item) = ops.iter().find(|(id, _)| id == target).unwrap_or_else(|| panic!("no operation {target}"));
+            assert!(item["parameters"].as_array().unwrap().iter().any(|p| p["name"] == *param), "{target} has no parameter {param}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! re-created. SQLite: a read-only (immutable) file is `Unavailable` too.
 //! tests/api/store_outage.rs checks what clients see over HTTP.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use vnext_kv::redis::{CALL_TIMEOUT, RedisStore};
 use vnext_kv::{Error, Store};
@@ -13,68 +13,9 @@ use vnext_kv::{Error, Store};
 /// Longest a failing call may take: the store's own bound plus scheduling slack.
 const FAIL_WITHIN: Duration = Duration::from_secs(3);
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Redis::spawn(port, dir.path());
-        Redis { child, port, dir }
-    }
-
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/setup.sh installs it)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{sig}");
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = Redis::spawn(self.port, self.dir.path());
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.signal_quiet("CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Redis {
-    fn signal_quiet(&self, sig: &str) -> std::io::Result<std::process::ExitStatus> {
-        Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status()
-    }
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer as Redis;
 
 /// A call that must fail as unavailable, quickly.
 async fn assert_unavailable<T: std::fmt::Debug>(what: &str, call: impl std::future::Future<Output = vnext_kv::Result<T>>) {
