@@ -16,6 +16,69 @@ pub fn repo_root() -> PathBuf {
 /// How long a host may take to start (compiling components on a cold cache).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `VNEXT_TEST_HYPERVISOR=dependency` runs every host of the vNext app as
+/// real Spin would: `vnext up --hypervisor dependency` (hypervisor-client
+/// composed into the components) beside a `vnext adapter` process that
+/// holds the inventory. scripts/test.sh runs the task and walk-through
+/// tests a second time so.
+pub fn dependency_mode() -> bool {
+    std::env::var("VNEXT_TEST_HYPERVISOR").is_ok_and(|v| v == "dependency")
+}
+
+/// A `vnext adapter` process beside a host (dependency mode), or shared by
+/// several hosts ([`SharedAdapter`]).
+struct AdapterProcess {
+    child: Child,
+    /// Port, inventory and events secret it was started with.
+    setup: (u16, String, String),
+}
+
+impl Drop for AdapterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `vnext adapter` on `port` over `inventory`, posting events to
+/// `api`; its output joins the host's log. Returns once it serves.
+fn start_adapter(port: u16, inventory: &str, api: &str, secret: &str, state_dir: &Path, log: &Arc<Mutex<Vec<String>>>) -> AdapterProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vnext"))
+        .arg("adapter")
+        .args(["--inventory", inventory])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--events-url", api])
+        .arg("--state-dir")
+        .arg(state_dir.join("adapter"))
+        .env("VNEXT_EVENTS_SECRET", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vnext adapter");
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (pipe, tx) in [
+        (Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Some(tx)),
+        (Box::new(child.stderr.take().unwrap()), None),
+    ] {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let serving = line.starts_with("Adapter serving ");
+                // Logged before the start is reported, so the log has it.
+                log.lock().unwrap().push(format!("[adapter] {line}"));
+                if let (true, Some(tx)) = (serving, &tx) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+    }
+    if rx.recv_timeout(START_TIMEOUT).is_err() {
+        let _ = child.kill();
+        panic!("vnext adapter did not serve:\n{}", log.lock().unwrap().join("\n"));
+    }
+    AdapterProcess { child, setup: (port, inventory.to_string(), secret.to_string()) }
+}
+
 pub struct Host {
     pub base: String,
     pub addr: std::net::SocketAddr,
@@ -23,6 +86,8 @@ pub struct Host {
     pub state_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Dependency mode: the adapter process (dropped after the host).
+    adapter: Option<AdapterProcess>,
 }
 
 pub struct HostBuilder {
@@ -30,11 +95,19 @@ pub struct HostBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
+    /// Serve the hypervisor from a `vnext adapter` process (dependency mode).
+    adapter_process: bool,
 }
 
 impl HostBuilder {
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
-        HostBuilder { manifest: manifest.into(), args: Vec::new(), env: Vec::new(), state_dir: None }
+        HostBuilder {
+            manifest: manifest.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            state_dir: None,
+            adapter_process: dependency_mode(),
+        }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -47,13 +120,50 @@ impl HostBuilder {
         self
     }
 
+    /// Dependency mode with the adapter process of [`SharedAdapter`] (and
+    /// no adapter of its own): several hosts, one adapter.
+    pub fn shared_adapter(mut self, adapter: &SharedAdapterAddress) -> Self {
+        self.adapter_process = false;
+        self.args.extend(["--hypervisor".to_string(), "dependency".to_string()]);
+        self.env.push(("SPIN_VARIABLE_ADAPTER_URL".into(), format!("http://127.0.0.1:{}", adapter.port)));
+        self.env.push(("VNEXT_EVENTS_SECRET".into(), adapter.secret.clone()));
+        self
+    }
+
+    /// Dependency mode for this host whatever VNEXT_TEST_HYPERVISOR says.
+    pub fn adapter_process(mut self) -> Self {
+        self.adapter_process = true;
+        self
+    }
+
     /// Reuse a state directory (to restart a host on the same data).
     pub fn state_dir(mut self, dir: &Path) -> Self {
         self.state_dir = Some(dir.to_path_buf());
         self
     }
 
-    pub fn start(self) -> Host {
+    pub fn start(mut self) -> Host {
+        // Dependency mode applies to the vNext app itself, not to the test
+        // apps; the inventory then goes to the adapter process.
+        let mut adapter_setup = None;
+        if self.adapter_process && self.manifest == repo_root().join("spin.toml") {
+            let inventory = match self.args.iter().position(|a| a == "--inventory") {
+                Some(i) => {
+                    let value = self.args.remove(i + 1);
+                    self.args.remove(i);
+                    value
+                }
+                None => repo_root().join("tests/fixtures/inventory.toml").to_str().unwrap().to_string(),
+            };
+            // A free port for the adapter, known before the host starts
+            // (its adapter_url); the host's own port comes after.
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let secret = format!("test-{}-{port}", std::process::id());
+            self.args.extend(["--hypervisor".to_string(), "dependency".to_string()]);
+            self.env.push(("SPIN_VARIABLE_ADAPTER_URL".into(), format!("http://127.0.0.1:{port}")));
+            self.env.push(("VNEXT_EVENTS_SECRET".into(), secret.clone()));
+            adapter_setup = Some((port, inventory, secret));
+        }
         let (tmp, state_dir) = match self.state_dir {
             Some(d) => (None, d),
             None => {
@@ -116,7 +226,65 @@ impl HostBuilder {
             }
         };
         let addr = base.trim_start_matches("http://").parse().unwrap();
-        Host { base, addr, child, state_dir, _tmp: tmp, log }
+        let adapter = adapter_setup
+            .map(|(port, inventory, secret)| start_adapter(port, &inventory, &base, &secret, &state_dir, &log));
+        Host { base, addr, child, state_dir, _tmp: tmp, log, adapter }
+    }
+}
+
+/// Where a shared adapter will listen, known before the hosts start.
+pub struct SharedAdapterAddress {
+    pub port: u16,
+    pub secret: String,
+}
+
+impl SharedAdapterAddress {
+    pub fn pick() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        SharedAdapterAddress { port, secret: format!("shared-{}-{port}", std::process::id()) }
+    }
+}
+
+/// One `vnext adapter` for several hosts, posting events to each in turn.
+pub struct SharedAdapter {
+    process: AdapterProcess,
+    log: Arc<Mutex<Vec<String>>>,
+    /// Where events go (comma-separated host URLs) and the journal's parent.
+    events_urls: String,
+    state_dir: PathBuf,
+}
+
+impl SharedAdapter {
+    pub fn start(at: &SharedAdapterAddress, inventory: &Path, hosts: &[&Host], state_dir: &Path) -> SharedAdapter {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let urls: Vec<&str> = hosts.iter().map(|h| h.base.as_str()).collect();
+        let events_urls = urls.join(",");
+        let process = start_adapter(at.port, inventory.to_str().unwrap(), &events_urls, &at.secret, state_dir, &log);
+        SharedAdapter { process, log, events_urls, state_dir: state_dir.to_path_buf() }
+    }
+
+    /// `kill -9`, then a new process on the same port, inventory and journal.
+    pub fn kill(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        let (port, inventory, secret) = self.process.setup.clone();
+        self.process = start_adapter(port, &inventory, &self.events_urls, &secret, &self.state_dir, &self.log);
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for SharedAdapter {
+    fn drop(&mut self) {
+        let _ = self.process.child.kill();
+        if std::thread::panicking() {
+            eprintln!("---- adapter log ----\n{}\n---------------------", self.log());
+        }
     }
 }
 
@@ -138,6 +306,23 @@ impl Host {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// Dependency mode: kills the adapter process (SIGKILL) and waits for it.
+    pub fn kill_adapter(&mut self) {
+        if let Some(a) = &mut self.adapter {
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+        }
+    }
+
+    /// Dependency mode: starts the adapter process again, on the same port,
+    /// inventory and journal.
+    pub fn restart_adapter(&mut self) {
+        let a = self.adapter.as_ref().expect("a host in dependency mode");
+        let (port, inventory, secret) = a.setup.clone();
+        let restarted = start_adapter(port, &inventory, &self.base, &secret, &self.state_dir, &self.log);
+        self.adapter = Some(restarted);
     }
 
     /// Stops the host with SIGTERM and waits for it to exit.
@@ -195,7 +380,14 @@ pub fn send(method: &str, url: &str, token: Option<&str>, body: Option<&serde_js
 
 /// Any method, any headers, a raw text body; never panics on a status.
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
-    let mut req = agent().request(method, url);
+    let resp = exchange(&agent(), method, url, headers, body).unwrap_or_else(|e| panic!("{e}"));
+    check_against_schemas(method, url, &resp);
+    resp
+}
+
+/// One request on `agent`; a status is an answer, a transport failure the `Err`.
+fn exchange(agent: &ureq::Agent, method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<Resp, String> {
+    let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
     }
@@ -206,7 +398,7 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(format!("{method} {url}: {e}")),
     };
     let status = resp.status();
     let headers = resp
@@ -214,10 +406,8 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         .into_iter()
         .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
         .collect();
-    let body = resp.into_string().unwrap_or_default();
-    let resp = Resp { status, headers, body };
-    check_against_schemas(method, url, &resp);
-    resp
+    let body = resp.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok(Resp { status, headers, body })
 }
 
 /// Every answer of the API (it carries the API version header) is checked
@@ -287,27 +477,7 @@ pub fn try_request(
     timeout: Duration,
 ) -> Result<Resp, String> {
     let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_string(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
-        .collect();
-    let body = resp.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
-    Ok(Resp { status, headers, body })
+    exchange(&agent, method, url, headers, body)
 }
 
 /// Asserts an error answer in the API's one shape (`{"error": {"code",

@@ -2,6 +2,7 @@
 //! HTTP to it. Each module covers one capability.
 
 mod apiary;
+mod dependencies;
 mod harness;
 mod hostile_clients;
 mod keystone;
@@ -11,6 +12,10 @@ mod observations;
 mod lists;
 mod placements;
 mod proposal;
+// A throwaway redis-server, shared with the kv crate's outage tests.
+#[path = "../../crates/kv/tests/support/redis_server.rs"]
+mod redis_server;
+mod scale_out;
 mod server_types;
 mod servers;
 mod slice;

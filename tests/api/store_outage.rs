@@ -16,7 +16,7 @@
 use crate::harness::{Host, Resp, assert_clean_error, try_request};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,56 +54,7 @@ fn assert_store_503(r: &Resp) {
 
 // ------------------------------------------------------------------ Redis
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Redis::spawn(port, dir.path());
-        Redis { child, port, dir }
-    }
-
-    fn spawn(port: u16, dir: &Path) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/setup.sh installs it)");
-        crate::harness::wait_for("redis-server to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        child
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success(), "kill -{sig}");
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = Redis::spawn(self.port, self.dir.path());
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::redis_server::RedisServer as Redis;
 
 /// One answer seen under load.
 struct Seen {
@@ -118,7 +69,7 @@ fn redis_stopped_and_killed_under_load_gets_503s_then_recovers_losing_no_acknowl
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let rc = dir.path().join("runtime-config.toml");
-    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let url = redis.url();
     std::fs::write(&rc, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n")).unwrap();
     let host = Host::vnext_builder()
         .arg("--runtime-config-file")

@@ -11,6 +11,7 @@
 //! error drops it), so a failed instance never serves again.
 
 use crate::bindings;
+use crate::compose;
 use crate::engine::{self, CacheOutcome, EngineLimits};
 use crate::logs::{ComponentOutput, Console};
 use crate::manifest::{Manifest, RouteSpec};
@@ -33,9 +34,22 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-/// The interface our host serves in-process; a manifest dependency on it is
-/// how real Spin satisfies the same import (see docs/architecture.md).
+/// The interface our host can serve in-process; a manifest dependency on it
+/// is how real Spin satisfies the same import (see docs/architecture.md).
 pub const HYPERVISOR_INTERFACE: &str = "vnext:compute/hypervisor@0.1.0";
+
+/// Who serves a component's import of [`HYPERVISOR_INTERFACE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HypervisorSource {
+    /// This process, with its own adapter: a manifest dependency on the
+    /// interface is left out (every other dependency is composed).
+    #[default]
+    InProcess,
+    /// The manifest, as under Spin: the dependency on the interface is
+    /// composed like any other (in this app, `hypervisor-client`, which
+    /// forwards each call to a `vnext adapter` process at `adapter_url`).
+    Dependency,
+}
 
 /// How long a guest may run before epoch ticks make it yield to other
 /// requests (a few ticks: ordinary requests finish well before).
@@ -55,6 +69,8 @@ pub struct RuntimeOptions {
     pub max_instance_reuse_count: usize,
     /// Idle WASI 0.3 instances kept per component.
     pub max_idle_instances: usize,
+    /// Who serves the hypervisor interface.
+    pub hypervisor_source: HypervisorSource,
 }
 
 /// What every instance of the application shares.
@@ -123,6 +139,12 @@ pub struct LoadReport {
     pub component: String,
     pub cache: CacheOutcome,
     pub elapsed: Duration,
+    /// The dependencies composed into it (`key (origin)`).
+    pub composed_with: Vec<String>,
+}
+
+fn deps_list(deps: &[compose::Resolved]) -> String {
+    deps.iter().map(|d| d.key.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 impl App {
@@ -152,18 +174,33 @@ impl App {
         let cache_dir = options.state_dir.join("cache");
         let logs_dir = options.state_dir.join("logs");
         let mut components = HashMap::new();
+        // A component no trigger names is only there to be composed into
+        // others (`{ component = "..." }` dependencies): Spin does not
+        // instantiate it on its own, so it need not be an HTTP handler.
+        let triggered: HashSet<&str> = manifest.trigger.http.iter().filter_map(|t| t.component.as_deref()).collect();
         for (id, c) in &manifest.component {
-            let started = Instant::now();
-            for (iface, _) in &c.dependencies {
-                if iface != HYPERVISOR_INTERFACE {
-                    anyhow::bail!(
-                        "[component.{id}.dependencies] names {iface:?}: this host serves only \
-                         {HYPERVISOR_INTERFACE} itself and cannot compose other dependencies"
-                    );
-                }
+            if !triggered.contains(id.as_str()) {
+                continue;
             }
+            let started = Instant::now();
             let path = c.source_path(id, base)?;
-            let (component, cache) = engine::load_component(&engine, &path, &cache_dir)?;
+            // The in-process adapter answers the hypervisor import itself.
+            let served_here = |key: &str| {
+                options.hypervisor_source == HypervisorSource::InProcess
+                    && compose::Selector::parse(key).matches(HYPERVISOR_INTERFACE)
+            };
+            let deps = compose::resolve(id, c, manifest, base, served_here)?;
+            let (component, cache) = if deps.is_empty() {
+                engine::load_component(&engine, &path, &cache_dir)?
+            } else {
+                let parent = std::fs::read(&path).with_context(|| {
+                    format!("cannot read component {} (build the components first)", path.display())
+                })?;
+                let composed = compose::compose(id, &parent, &deps, |key| compose::grants(c, key))?;
+                let label = format!("{} composed with {}", path.display(), deps_list(&deps));
+                engine::load_component_bytes(&engine, &composed, &label, &cache_dir)?
+            };
+            let composed_with = deps.iter().map(|d| format!("{} ({})", d.key, d.origin)).collect();
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow::anyhow!("component {id:?} ({}) cannot be linked: {e}", path.display())
             })?;
@@ -199,7 +236,7 @@ impl App {
                 }
             }
             components.insert(id.clone(), LoadedComponent { handler, config: Arc::new(config), idle: Default::default() });
-            progress(&LoadReport { component: id.clone(), cache, elapsed: started.elapsed() });
+            progress(&LoadReport { component: id.clone(), cache, elapsed: started.elapsed(), composed_with });
         }
 
         let mut statics = Vec::new();

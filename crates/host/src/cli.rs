@@ -71,10 +71,20 @@ pub struct UpArgs {
     /// store, or `label:key=value`. May be repeated.
     #[arg(long = "key-value", value_name = "KEY=VALUE")]
     pub key_values: Vec<String>,
+    /// Who serves the components' import of vnext:compute/hypervisor.
+    /// `in-process`: this process, with its own adapter over --inventory
+    /// (the manifest's dependency on the interface is left out; every other
+    /// dependency is composed). `dependency`: the manifest's dependency, as
+    /// real Spin does; in this app the hypervisor-client component, which
+    /// forwards each call to a `vnext adapter` process at the `adapter_url`
+    /// variable (SPIN_VARIABLE_ADAPTER_URL).
+    #[arg(long, value_enum, default_value_t = crate::app::HypervisorSource::InProcess)]
+    pub hypervisor: crate::app::HypervisorSource,
     /// Deployment inventory (placements, compute nodes, driver) for the
     /// in-process hypervisor adapter. Default: deploy/sample-inventory.toml
     /// when a component depends on the hypervisor interface; an application
     /// without such a component runs without an adapter unless this is given.
+    /// Not with `--hypervisor dependency` (the adapter process has it).
     #[arg(long)]
     pub inventory: Option<PathBuf>,
     /// Shared secret for progress events (the `events_secret` variable).
@@ -124,8 +134,11 @@ pub struct AdapterArgs {
     #[arg(long, default_value = DEFAULT_ADAPTER_LISTEN)]
     pub listen: SocketAddr,
     /// Base URL of the API, where events are posted (`<url>/internal/events`).
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    pub events_url: String,
+    /// Several hosts sharing one store: repeat the flag or separate URLs
+    /// with commas; each delivery goes to the next host in turn and on to
+    /// the others while one does not answer.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:3000")]
+    pub events_url: Vec<String>,
     /// Shared secret sent with each event (the app's `events_secret`).
     #[arg(long, env = "VNEXT_EVENTS_SECRET", hide_env_values = true)]
     pub events_secret: String,
@@ -225,10 +238,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let events_secret = args.events_secret.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let events = crate::events::InProcessSink::new(events_secret.clone());
+    let in_process = args.hypervisor == crate::app::HypervisorSource::InProcess;
+    anyhow::ensure!(
+        in_process || args.inventory.is_none(),
+        "--inventory is for the in-process adapter; with --hypervisor dependency give it to `vnext adapter`"
+    );
     let needs_hypervisor = manifest
         .component
         .iter()
-        .find(|(_, c)| c.dependencies.contains_key(crate::app::HYPERVISOR_INTERFACE))
+        .find(|(_, c)| in_process && c.dependencies.contains_key(crate::app::HYPERVISOR_INTERFACE))
         .map(|(id, _)| id.clone());
     let inventory = match (&args.inventory, &needs_hypervisor) {
         (Some(p), _) => Some(p.clone()),
@@ -246,6 +264,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let hypervisor = match &inventory {
         Some(p) => Some(crate::events::start_adapter(p, &state_dir, events.clone()).await?),
+        None if !in_process => {
+            eprintln!(
+                "{} comes from the manifest's dependencies (--hypervisor dependency): no adapter in this process",
+                crate::app::HYPERVISOR_INTERFACE
+            );
+            None
+        }
         None => {
             eprintln!(
                 "no component depends on {}: running without a hypervisor adapter",
@@ -263,13 +288,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         env: std::env::vars().collect(),
         max_instance_reuse_count: args.max_instance_reuse_count,
         max_idle_instances: args.max_idle_instances,
+        hypervisor_source: args.hypervisor,
     };
     let app = App::load(&manifest, &base, options, stores, hypervisor, |r| {
         let how = match r.cache {
             CacheOutcome::Hit => "from cache",
             CacheOutcome::Miss => "compiled",
         };
-        eprintln!("loaded component {} ({how}, {:.0?})", r.component, r.elapsed);
+        if r.composed_with.is_empty() {
+            eprintln!("loaded component {} ({how}, {:.0?})", r.component, r.elapsed);
+        } else {
+            eprintln!(
+                "loaded component {} composed with {} ({how}, {:.0?})",
+                r.component,
+                r.composed_with.join(", "),
+                r.elapsed
+            );
+        }
     })?;
     for d in app.router().duplicates() {
         eprintln!("warning: route {:?} is declared more than once; the last one ({:?}) wins over {:?}", d.route, d.by, d.replaced);

@@ -65,6 +65,17 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> an
             wasm_path.display()
         )
     })?;
+    load_component_bytes(engine, &bytes, &wasm_path.display().to_string(), cache_dir)
+}
+
+/// Loads a component from its bytes (e.g. a composition made at load);
+/// `label` names it in messages. The cache key is the bytes' hash.
+pub fn load_component_bytes(
+    engine: &Engine,
+    bytes: &[u8],
+    label: &str,
+    cache_dir: &Path,
+) -> anyhow::Result<(Component, CacheOutcome)> {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
     engine.precompile_compatibility_hash().hash(&mut h);
@@ -79,8 +90,8 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> an
             Err(e) => eprintln!("warning: ignoring unusable cache file {}: {e}", cached.display()),
         }
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(|e| anyhow::anyhow!("cannot compile component {}: {e}", wasm_path.display()))?;
+    let component =
+        Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("cannot compile component {label}: {e}"))?;
     if let Err(e) = std::fs::create_dir_all(cache_dir)
         .map_err(anyhow::Error::from)
         .and_then(|_| Ok(component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?))

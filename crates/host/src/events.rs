@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 use vnext_core::events::{EVENTS_ROUTE, EVENTS_SECRET_HEADER, ServerObservation, TaskEvent};
 use vnext_core::hypervisor as hv;
-use vnext_hypervisor::{Adapter, DeliveryError, EventSink, HttpEventSink};
+use vnext_hypervisor::{Adapter, DeliveryError, EventSink, HostsEventSink};
 
 /// Client address the events component sees for in-process deliveries.
 const IN_PROCESS_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
@@ -124,8 +124,9 @@ pub async fn start_adapter(inventory: &Path, state_dir: &Path, sink: InProcessSi
 /// `vnext adapter`: the adapter alone, serving its HTTP API and posting
 /// events to the API over HTTP.
 pub async fn run_standalone_adapter(args: AdapterArgs, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let sink = HttpEventSink::new(&args.events_url, args.events_secret.clone())
-        .with_context(|| format!("--events-url {}", args.events_url))?;
+    let sink = HostsEventSink::new(&args.events_url, &args.events_secret)
+        .with_context(|| format!("--events-url {}", args.events_url.join(",")))?;
+    eprintln!("events go to {} (in turn)", sink.urls().join(", "));
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state directory {}", args.state_dir.display()))?;
     let adapter = Adapter::from_inventory_file(&args.inventory, Some(&args.state_dir), Arc::new(sink))

@@ -11,6 +11,8 @@
 //! - [`manifest`], [`router`], [`variables`], [`outbound`],
 //!   [`runtime_config`]: Spin's manifest, route, variable, outbound-host and
 //!   runtime-config rules, each testable without wasm;
+//! - [`compose`]: `[component.x.dependencies]` composed into their parent
+//!   at load (wac-graph), with Spin's configuration-inheritance rules;
 //! - [`engine`]: wasmtime configuration, pooling allocator, compile cache;
 //! - [`state`] and [`bindings`]: what an instance can reach (WASI, key-value,
 //!   variables, the hypervisor capability);
@@ -24,6 +26,7 @@ pub mod app;
 pub mod baseline;
 pub mod bindings;
 pub mod cli;
+pub mod compose;
 pub mod engine;
 pub mod events;
 pub mod logs;

@@ -71,6 +71,58 @@ pub struct HttpEventSink {
     timeout: Duration,
 }
 
+/// Several API hosts sharing one store (see docs/architecture.md, "Running
+/// several hosts"): each delivery goes to the next host in turn, and on to
+/// the others while one fails, so events keep flowing while any host is up.
+/// Any host can apply any event: they all read and write the same records.
+#[derive(Debug)]
+pub struct HostsEventSink {
+    hosts: Vec<HttpEventSink>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl HostsEventSink {
+    /// `base_urls`: one or more API base URLs (see [`HttpEventSink::new`]).
+    pub fn new(base_urls: &[String], secret: &str) -> Result<HostsEventSink, Error> {
+        if base_urls.is_empty() {
+            return Err(Error::EventsUrl { url: String::new(), message: "at least one URL is needed".into() });
+        }
+        let hosts = base_urls.iter().map(|u| HttpEventSink::new(u, secret)).collect::<Result<Vec<_>, _>>()?;
+        Ok(HostsEventSink { hosts, next: Default::default() })
+    }
+
+    /// Where events go, in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.hosts.iter().map(HttpEventSink::url).collect()
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
+        let first = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for i in 0..self.hosts.len() {
+            let host = &self.hosts[(first + i) % self.hosts.len()];
+            match host.post_within_timeout(body.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => failures.push(e.message),
+            }
+        }
+        Err(DeliveryError::new(failures.join("; ")))
+    }
+}
+
+impl EventSink for HostsEventSink {
+    fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))?;
+            self.post(body).await
+        })
+    }
+
+    fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move { self.post(observations_body(observations)?).await })
+    }
+}
+
 impl HttpEventSink {
     /// `base_url` is the API's base (e.g. `http://127.0.0.1:3000`); a URL
     /// that already ends with the events route is accepted as is.
@@ -164,6 +216,16 @@ mod tests {
         assert_eq!(sink.url(), "http://api.local:8080/prefix/internal/events");
         let sink = HttpEventSink::new("http://127.0.0.1:3000/internal/events", "s").unwrap();
         assert_eq!(sink.url(), "http://127.0.0.1:3000/internal/events");
+    }
+
+    #[test]
+    fn several_hosts_are_tried_in_turn_and_all_named_when_all_fail() {
+        let sink = HostsEventSink::new(&["http://127.0.0.1:1".to_string(), "http://127.0.0.1:2/".to_string()], "s").unwrap();
+        assert_eq!(sink.urls(), ["http://127.0.0.1:1/internal/events", "http://127.0.0.1:2/internal/events"]);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let err = rt.block_on(sink.deliver(&[])).unwrap_err();
+        assert!(err.message.contains("127.0.0.1:1") && err.message.contains("127.0.0.1:2"), "{err}");
+        assert!(HostsEventSink::new(&[], "s").is_err());
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use console_proxy::ConsoleProxy;
 pub use driver::{BoxFuture, Driver, StepError, StepRequest};
 pub use drivers::NodeDrivers;
 pub use error::Error;
-pub use events::{DeliveryError, EventSink, HttpEventSink};
+pub use events::{DeliveryError, EventSink, HostsEventSink, HttpEventSink};
 pub use fake::FakeDriver;
 pub use inventory::Inventory;
 pub use journal::Journal;
