@@ -9,9 +9,15 @@
 #      beyond the launched ones are copies written into the stopped host's
 #      key-value file by the seed_servers example, in the components' format.
 #   3. Host peak RSS with 100k servers stored, after the list runs.
+#   4. The two ways of serving the hypervisor side by side (in-process, and
+#      dependency mode: hypervisor-client composed in, calls over HTTP to a
+#      `vnext adapter` process, as under real Spin): p50/p95 of a one-server
+#      launch, a REBOOT task (202), and two hypervisor reads (GET /placements,
+#      GET /servers/{id}/diagnostics), and the dependency path's extra cost.
 #
 # Usage: scripts/bench-api.sh [REQUESTS_PER_POINT]   (default 200)
 #        SIZES="1000 10000" scripts/bench-api.sh      (fewer store sizes)
+#        PARTS=modes scripts/bench-api.sh             (only part 4; PARTS=scale: 1-3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200}
@@ -21,10 +27,15 @@ log "building host, components and the seeding tool"
 cargo build --release -p vnext-host -q --example seed_servers
 bash scripts/build-components.sh >/dev/null
 
+PARTS=${PARTS:-scale modes}
 STATE=$(mktemp -d)
 PORT=3972
 HOSTPID=""
-cleanup() { [ -n "$HOSTPID" ] && kill "$HOSTPID" 2>/dev/null; rm -rf "$STATE"; }
+MODEPIDS=""
+cleanup() {
+  for p in $HOSTPID $MODEPIDS; do kill "$p" 2>/dev/null; done
+  rm -rf "$STATE"
+}
 trap cleanup EXIT
 B="http://127.0.0.1:$PORT"
 PROJECT=6f1d6a3e-2222-4000-8000-000000000002
@@ -42,6 +53,7 @@ start_host() {
 }
 stop_host() { kill -TERM "$HOSTPID"; wait "$HOSTPID" || true; HOSTPID=""; }
 
+scale_part() {
 log "first start (compiles the components into the cache; not measured)"
 start_host
 stop_host
@@ -137,3 +149,95 @@ print(f"{mark(tactive < 5)} all 1000 ACTIVE after {tactive:.2f} s (target < 5 s)
 print(f"{mark(flat)} list page at {int(last[0]):,} vs {int(first[0]):,} servers: {last[1]:.2f} vs {first[1]:.2f} ms p50 (target: flat)")
 print(f"{mark(rss <= 150)} host peak RSS with {int(total):,} servers stored {rss:.1f} MB (target <= 150)")
 PY
+}
+
+# ------------------------------------------------------------ 4. modes
+bench_modes() {
+  local secret=bench-secret-$$ mp=3973 dp=3974 ap=3975
+  mkdir -p "$STATE/inproc" "$STATE/dep" "$STATE/adapter"
+  # Both hosts share the compile cache of the first start.
+  ln -sfn "$STATE/cache" "$STATE/inproc/cache"
+  ln -sfn "$STATE/cache" "$STATE/dep/cache"
+  ./target/release/vnext up --listen 127.0.0.1:$mp --state-dir "$STATE/inproc" \
+    --inventory tests/fixtures/inventory-bench.toml >"$STATE/inproc.log" 2>&1 &
+  MODEPIDS="$MODEPIDS $!"
+  VNEXT_EVENTS_SECRET=$secret SPIN_VARIABLE_ADAPTER_URL=http://127.0.0.1:$ap \
+    ./target/release/vnext up --listen 127.0.0.1:$dp --state-dir "$STATE/dep" --hypervisor dependency \
+    >"$STATE/dep.log" 2>&1 &
+  MODEPIDS="$MODEPIDS $!"
+  VNEXT_EVENTS_SECRET=$secret ./target/release/vnext adapter --listen 127.0.0.1:$ap \
+    --inventory tests/fixtures/inventory-bench.toml --events-url http://127.0.0.1:$dp \
+    --state-dir "$STATE/adapter" >"$STATE/adapter.log" 2>&1 &
+  MODEPIDS="$MODEPIDS $!"
+  for u in http://127.0.0.1:$mp/ http://127.0.0.1:$dp/; do
+    local t=0
+    until curl -fs -o /dev/null "$u"; do
+      sleep 0.1; t=$((t + 1))
+      [ $t -lt 1200 ] || { tail -20 "$STATE"/*.log >&2; log "a host did not start"; exit 1; }
+    done
+  done
+  log "hypervisor calls in-process vs through hypervisor-client + vnext adapter ($N requests each)"
+  python3 - "$N" "http://127.0.0.1:$mp" "http://127.0.0.1:$dp" "$USER" "$ADMIN" "$PROJECT" <<'PY'
+import http.client, json, sys, time
+n, inproc, dep, user, admin, project = sys.argv[1:]
+n = int(n)
+def conn(base):
+    return http.client.HTTPConnection(base.removeprefix("http://"))
+def call(c, method, path, token, body=None):
+    t0 = time.perf_counter()
+    c.request(method, path, body=json.dumps(body) if body is not None else None, headers={"X-Auth-Token": token})
+    r = c.getresponse(); data = r.read()
+    return time.perf_counter() - t0, r.status, data
+def pct(ts, q): ts = sorted(ts); return ts[min(len(ts) - 1, int(len(ts) * q))] * 1000
+def run(base, tag):
+    c = conn(base)
+    _, st, b = call(c, "POST", "/server_types", admin,
+                    {"name": f"modes-{tag}", "visibility": "PUBLIC", "spec": {"memory_mb": 64, "cpu_units": 1}})
+    assert st == 201, (st, b)
+    ty = json.loads(b)["id"]
+    rows = {}
+    launch, ids = [], []
+    for i in range(n):
+        t, st, b = call(c, "POST", f"/projects/{project}/servers", user,
+                        {"defaults": {"type_id": ty, "template_id": "6f1d6a3e-4444-4000-8000-000000000004"},
+                         "servers": [{"hostname": f"{tag}-{i}"}]})
+        assert st == 202, (st, b)
+        launch.append(t); ids.append(json.loads(b)[0]["id"])
+    rows["launch (1 server)"] = launch
+    def active(i):
+        for _ in range(500):
+            _, st, b = call(c, "GET", f"/servers/{i}", user)
+            if json.loads(b)["virt_state"] == "ACTIVE": return
+            time.sleep(0.01)
+        raise SystemExit(f"{i} not ACTIVE")
+    reboot = []
+    for i in ids:
+        active(i)
+        t, st, b = call(c, "POST", f"/servers/{i}/tasks", user, {"action": "REBOOT"})
+        assert st == 202, (st, b)
+        reboot.append(t)
+    rows["REBOOT task"] = reboot
+    rows["GET /placements"] = [call(c, "GET", "/placements", user)[0] for _ in range(n)]
+    rows["GET diagnostics"] = [call(c, "GET", f"/servers/{ids[k % len(ids)]}/diagnostics", user)[0] for k in range(n)]
+    return rows
+a, b = run(inproc, "inproc"), run(dep, "dep")
+print(f"{'call':<20} {'in-process p50':>15} {'p95':>7} {'dependency p50':>15} {'p95':>7} {'extra p50':>10}  (ms)")
+worst = 0.0
+for k in a:
+    extra = pct(b[k], .5) - pct(a[k], .5)
+    worst = max(worst, extra)
+    print(f"{k:<20} {pct(a[k], .5):>15.2f} {pct(a[k], .95):>7.2f} {pct(b[k], .5):>15.2f} {pct(b[k], .95):>7.2f} {extra:>10.2f}")
+print()
+print(f"{'ok  ' if worst <= 2 else 'MISS'} dependency path costs at most {worst:.2f} ms more at the p50 (target <= 2 ms)")
+PY
+}
+
+case " $PARTS " in *" scale "*) ;; *) SKIP_SCALE=1 ;; esac
+if [ -z "${SKIP_SCALE:-}" ]; then
+  scale_part
+else
+  log "first start (compiles the components into the cache; not measured)"
+  start_host
+  stop_host
+fi
+case " $PARTS " in *" modes "*) bench_modes ;; esac

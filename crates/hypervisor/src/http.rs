@@ -61,7 +61,12 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        // Answers are written in one go; without NODELAY a
+                        // kept-alive caller waits out Nagle + delayed ACK.
+                        let _ = stream.set_nodelay(true);
+                        stream
+                    }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead
                         // of spinning, keep serving the open connections.
