@@ -55,6 +55,10 @@ pub struct RuntimeOptions {
     pub max_instance_reuse_count: usize,
     /// Idle WASI 0.3 instances kept per component.
     pub max_idle_instances: usize,
+    /// The `vnext` executable that compiles components missing from the
+    /// cache in a child process (see [`crate::precompile`]); `None`
+    /// compiles them in this process.
+    pub compiler: Option<PathBuf>,
 }
 
 /// What every instance of the application shares.
@@ -150,6 +154,9 @@ impl App {
         bindings::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("linking host interfaces: {e}"))?;
 
         let cache_dir = options.state_dir.join("cache");
+        if let Some(compiler) = &options.compiler {
+            crate::precompile::fill_cache_in_child(compiler, &engine, &options.engine, manifest, base, &cache_dir);
+        }
         let logs_dir = options.state_dir.join("logs");
         let mut components = HashMap::new();
         for (id, c) in &manifest.component {

@@ -12,6 +12,7 @@
 //!   [`runtime_config`]: Spin's manifest, route, variable, outbound-host and
 //!   runtime-config rules, each testable without wasm;
 //! - [`engine`]: wasmtime configuration, pooling allocator, compile cache;
+//!   [`precompile`]: filling that cache in a child process (`vnext compile`);
 //! - [`state`] and [`bindings`]: what an instance can reach (WASI, key-value,
 //!   variables, the hypervisor capability);
 //! - [`outbound_http`]: outbound requests, allow-list and `*.spin.internal`;
@@ -30,6 +31,7 @@ pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_http;
+pub mod precompile;
 pub mod repoll;
 pub mod router;
 pub mod runtime_config;
