@@ -92,5 +92,17 @@ pub fn compile_files(limits: &EngineLimits, cache_dir: &Path, paths: &[PathBuf])
             .map_err(|e| anyhow::anyhow!("cannot write compile cache {}: {e}", cached.display()))?;
         eprintln!("compiled {} ({:.1?})", path.display(), started.elapsed());
     }
+    // What compiling cost, for the log (and scripts/bench.sh): it is this
+    // process's own and goes away with it.
+    if let Some(peak) = peak_rss_kib() {
+        eprintln!("compiler peak RSS {:.1} MB", peak as f64 / 1024.0);
+    }
     Ok(())
+}
+
+/// This process's peak resident set (`VmHWM`), where /proc tells it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
