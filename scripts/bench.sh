@@ -7,12 +7,18 @@
 #   and, as the floor of the wasm path, a minimal component (the test probe,
 #   tests/fixtures/probe-p3) doing only that key-value read through the host,
 #   wrk -t2 -c16 (throughput, p50/p99) and -c1 (single-connection p50);
-#   start-up to first response with a warm compile cache; host peak RSS.
+#   start-up to first response with a warm compile cache; host peak RSS;
+#   and the host's memory started on an EMPTY compile cache (it compiles the
+#   components, in a child process) and on a warm one, each idle right after
+#   start and after wrk -c16: VmRSS, VmHWM (peak) and the AnonHugePages part
+#   (transparent huge pages), with the compiling child's own peak.
 #
 # Usage: scripts/bench.sh [DURATION_SECONDS]   (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
+# Seconds between the first response and the "idle" memory reading.
+SETTLE=1
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 command -v wrk >/dev/null || { log "wrk is missing: run scripts/setup.sh"; exit 1; }
 
@@ -43,23 +49,19 @@ wait_http() { # url -> prints milliseconds waited
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
-log "first start (compiles components into the cache)"
-start_host
-cold_ms=$(wait_http "http://127.0.0.1:$PORT/")
-kill -TERM "$HOSTPID"; wait "$HOSTPID" || true
-log "second start (warm compile cache)"
-start_host
-warm_ms=$(wait_http "http://127.0.0.1:$PORT/")
-
 ADMIN="6f1d6a3e-3333-4000-8000-000000000003:6f1d6a3e-2222-4000-8000-000000000002:admin"
 USER="6f1d6a3e-1111-4000-8000-000000000001:6f1d6a3e-2222-4000-8000-000000000002"
-TYPE=$(curl -fs -X POST "http://127.0.0.1:$PORT/server_types" -H "X-Auth-Token: $ADMIN" \
-  -d '{"name":"bench","visibility":"PUBLIC","spec":{"memory_mb":512,"cpu_units":1}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
-SID=$(curl -fs -X POST "http://127.0.0.1:$PORT/projects/6f1d6a3e-2222-4000-8000-000000000002/servers" -H "X-Auth-Token: $USER" \
-  -d "{\"defaults\":{\"type_id\":\"$TYPE\",\"template_id\":\"6f1d6a3e-4444-4000-8000-000000000004\"},\"servers\":[{\"hostname\":\"bench-1\"}]}" \
-  | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["id"])')
-until curl -fs "http://127.0.0.1:$PORT/servers/$SID" -H "X-Auth-Token: $USER" | grep -q '"ACTIVE"'; do sleep 0.05; done
-
+make_server() { # name (of the type and the host) -> prints the id of a new ACTIVE server
+  local type sid
+  type=$(curl -fs -X POST "http://127.0.0.1:$PORT/server_types" -H "X-Auth-Token: $ADMIN" \
+    -d "{\"name\":\"$1\",\"visibility\":\"PUBLIC\",\"spec\":{\"memory_mb\":512,\"cpu_units\":1}}" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+  sid=$(curl -fs -X POST "http://127.0.0.1:$PORT/projects/6f1d6a3e-2222-4000-8000-000000000002/servers" -H "X-Auth-Token: $USER" \
+    -d "{\"defaults\":{\"type_id\":\"$type\",\"template_id\":\"6f1d6a3e-4444-4000-8000-000000000004\"},\"servers\":[{\"hostname\":\"$1\"}]}" \
+    | python3 -c 'import json,sys;print(json.load(sys.stdin)[0]["id"])')
+  [ -n "$sid" ] || { log "cannot create server $1"; exit 1; }
+  until curl -fs "http://127.0.0.1:$PORT/servers/$sid" -H "X-Auth-Token: $USER" | grep -q '"ACTIVE"'; do sleep 0.05; done
+  echo "$sid"
+}
 cat > "$STATE/auth.lua" <<LUA
 wrk.headers["X-Auth-Token"] = "$USER"
 LUA
@@ -77,9 +79,32 @@ if errs: sys.exit("wrk saw %s non-2xx responses" % errs.group(1))
 print(rps, ms(p["50"]), ms(p["99"]))'
 }
 
+mem_row() { # label -> appends "label VmRSS VmHWM AnonHugePages" (KiB) of the host to $STATE/mem.txt
+  echo "$1 $(awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {print r, h}' /proc/$HOSTPID/status)" \
+    "$(awk '/^AnonHugePages:/ {print $2}' /proc/$HOSTPID/smaps_rollup)" >>"$STATE/mem.txt"
+}
+
+# Both starts do the same: memory idle, a new server, wrk -c16, memory.
+log "first start (empty compile cache: compiles components into it)"
+start_host
+cold_ms=$(wait_http "http://127.0.0.1:$PORT/")
+sleep "$SETTLE"; mem_row cold_idle
+SID=$(make_server bench-cold)
+log "host started cold: wrk -c16 ${DUR}s on GET /servers/{id}"
+read -r c_rps _ _ < <(run_wrk 16 "http://127.0.0.1:$PORT/servers/$SID")
+mem_row cold_load
+compiler_mb=$(sed -n 's/^compiler peak RSS \([0-9.]*\) MB$/\1/p' "$STATE/host.log" | tail -n1)
+kill -TERM "$HOSTPID"; wait "$HOSTPID" || true
+
+log "second start (warm compile cache)"
+start_host
+warm_ms=$(wait_http "http://127.0.0.1:$PORT/")
+sleep "$SETTLE"; mem_row warm_idle
+SID=$(make_server bench-warm)
 URL="http://127.0.0.1:$PORT/servers/$SID"
 log "host: wrk -c16 ${DUR}s on GET /servers/{id}"
 read -r h_rps h_p50 h_p99 < <(run_wrk 16 "$URL")
+mem_row warm_load
 log "host: wrk -c1 ${DUR}s"
 read -r h1_rps h1_p50 h1_p99 < <(run_wrk 1 "$URL")
 rss_mb=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$HOSTPID/status)
@@ -116,16 +141,25 @@ read -r m_rps m_p50 m_p99 < <(run_wrk 16 "http://127.0.0.1:$PPORT/p3/kv3/record"
 read -r m1_rps m1_p50 m1_p99 < <(run_wrk 1 "http://127.0.0.1:$PPORT/p3/kv3/record")
 
 python3 - "$h_rps" "$h_p50" "$h_p99" "$h1_p50" "$b_rps" "$b_p50" "$b_p99" "$b1_p50" "$rss_mb" "$warm_ms" "$cold_ms" \
-  "$m_rps" "$m_p50" "$m_p99" "$m1_p50" <<'PY'
+  "$m_rps" "$m_p50" "$m_p99" "$m1_p50" "$c_rps" "${compiler_mb:-0}" "$STATE/mem.txt" <<'PY'
 import sys
 (h_rps, h_p50, h_p99, h1_p50, b_rps, b_p50, b_p99, b1_p50, rss, warm, cold,
- m_rps, m_p50, m_p99, m1_p50) = map(float, sys.argv[1:])
+ m_rps, m_p50, m_p99, m1_p50, c_rps, compiler) = map(float, sys.argv[1:-1])
+mem = {label: [int(v) / 1024 for v in rest] for label, *rest in (l.split() for l in open(sys.argv[-1]))}
 ratio = h_rps / b_rps
 def mark(ok): return "ok  " if ok else "MISS"
 print(f"{'GET /servers/{id}':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'c1 p50 ms':>10}")
 print(f"{'host (wasm component)':28} {h_rps:9.0f} {h_p50:8.2f} {h_p99:8.2f} {h1_p50:10.3f}")
 print(f"{'native baseline (hyper)':28} {b_rps:9.0f} {b_p50:8.2f} {b_p99:8.2f} {b1_p50:10.3f}")
 print(f"{'floor: minimal component':28} {m_rps:9.0f} {m_p50:8.2f} {m_p99:8.2f} {m1_p50:10.3f}")
+print()
+print(f"{'host memory, MB':28} {'VmRSS':>9} {'VmHWM':>8} {'THP':>8}   (THP: the AnonHugePages part of VmRSS)")
+for label, name in [("cold_idle", "empty cache, idle"), ("cold_load", "empty cache, after wrk -c16"),
+                    ("warm_idle", "warm cache, idle"), ("warm_load", "warm cache, after wrk -c16")]:
+    cur, peak, thp = mem[label]
+    print(f"{name:28} {cur:9.1f} {peak:8.1f} {thp:8.1f}")
+if compiler:
+    print(f"{'compiling child, peak':28} {compiler:9.1f}   (its own process, gone before the host serves)")
 print()
 print(f"{mark(h_rps >= 7000)} throughput {h_rps:.0f} req/s (target >= 7000)")
 print(f"{mark(h_p99 <= 5)} p99 {h_p99:.2f} ms (target <= 5)")
@@ -134,4 +168,9 @@ print(f"{mark(ratio >= 0.4)} host/native throughput {ratio:.0%} (target >= 40%; 
       f"the floor, a component doing only the read, reaches {m_rps / b_rps:.0%} of native)")
 print(f"{mark(warm <= 1000)} start-up to first response, warm cache {warm:.0f} ms (target <= 1000; cold {cold:.0f} ms)")
 print(f"{mark(rss <= 150)} host peak RSS under load {rss:.1f} MB (target <= 150)")
+print(f"{mark(mem['cold_idle'][0] <= 100)} RSS started on an empty compile cache, idle {mem['cold_idle'][0]:.1f} MB (target <= 100)")
+print(f"{mark(mem['cold_load'][1] <= 120)} peak RSS started on an empty compile cache, under load "
+      f"{mem['cold_load'][1]:.1f} MB (target <= 120)")
+print(f"{mark(c_rps >= 0.95 * h_rps)} throughput started on an empty cache {c_rps:.0f} req/s, "
+      f"{c_rps / h_rps:.0%} of the warm-started host's (target >= 95%)")
 PY

@@ -71,6 +71,10 @@ pub struct RuntimeOptions {
     pub max_idle_instances: usize,
     /// Who serves the hypervisor interface.
     pub hypervisor_source: HypervisorSource,
+    /// The `vnext` executable that compiles components missing from the
+    /// cache in a child process (see [`crate::precompile`]); `None`
+    /// compiles them in this process.
+    pub compiler: Option<PathBuf>,
 }
 
 /// What every instance of the application shares.
@@ -173,36 +177,57 @@ impl App {
 
         let cache_dir = options.state_dir.join("cache");
         let logs_dir = options.state_dir.join("logs");
-        let mut components = HashMap::new();
-        // A component no trigger names is only there to be composed into
-        // others (`{ component = "..." }` dependencies): Spin does not
-        // instantiate it on its own, so it need not be an HTTP handler.
+
+        // Stage 1: what each component is: its file, or its composition with
+        // its dependencies. A component no trigger names is only there to be
+        // composed into others (`{ component = "..." }` dependencies): Spin
+        // does not instantiate it on its own, so it need not be an HTTP handler.
         let triggered: HashSet<&str> = manifest.trigger.http.iter().filter_map(|t| t.component.as_deref()).collect();
+        let mut sources = Vec::new();
         for (id, c) in &manifest.component {
             if !triggered.contains(id.as_str()) {
                 continue;
             }
-            let started = Instant::now();
             let path = c.source_path(id, base)?;
+            let wasm = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read component {} (build the components first: scripts/build-components.sh)",
+                    path.display()
+                )
+            })?;
             // The in-process adapter answers the hypervisor import itself.
             let served_here = |key: &str| {
                 options.hypervisor_source == HypervisorSource::InProcess
                     && compose::Selector::parse(key).matches(HYPERVISOR_INTERFACE)
             };
             let deps = compose::resolve(id, c, manifest, base, served_here)?;
-            let (component, cache) = if deps.is_empty() {
-                engine::load_component(&engine, &path, &cache_dir)?
+            let (wasm, label) = if deps.is_empty() {
+                (wasm, path.display().to_string())
             } else {
-                let parent = std::fs::read(&path).with_context(|| {
-                    format!("cannot read component {} (build the components first)", path.display())
-                })?;
-                let composed = compose::compose(id, &parent, &deps, |key| compose::grants(c, key))?;
-                let label = format!("{} composed with {}", path.display(), deps_list(&deps));
-                engine::load_component_bytes(&engine, &composed, &label, &cache_dir)?
+                let composed = compose::compose(id, &wasm, &deps, |key| compose::grants(c, key))?;
+                (composed, format!("{} composed with {}", path.display(), deps_list(&deps)))
             };
-            let composed_with = deps.iter().map(|d| format!("{} ({})", d.key, d.origin)).collect();
+            let composed_with: Vec<String> = deps.iter().map(|d| format!("{} ({})", d.key, d.origin)).collect();
+            sources.push((id, c, wasm, label, composed_with));
+        }
+
+        // Stage 2: what the compile cache lacks is compiled in a child
+        // process, whose memory goes back when it exits.
+        if let Some(compiler) = &options.compiler {
+            let wasms: Vec<&[u8]> = sources.iter().map(|s| s.2.as_slice()).collect();
+            crate::precompile::fill_cache_in_child(compiler, &engine, &options.engine, &wasms, &cache_dir);
+        }
+
+        // Stage 3: load each from the cache (or compile it here if the child
+        // could not) and pre-instantiate it.
+        let mut components = HashMap::new();
+        for (id, c, wasm, label, composed_with) in sources {
+            let started = Instant::now();
+            let (component, cache) = engine::load_component_bytes(&engine, &wasm, &label, &cache_dir)?;
+            drop(wasm);
+            let path = label;
             let pre = linker.instantiate_pre(&component).map_err(|e| {
-                anyhow::anyhow!("component {id:?} ({}) cannot be linked: {e}", path.display())
+                anyhow::anyhow!("component {id:?} ({path}) cannot be linked: {e}")
             })?;
             let handler = match ServicePre::new(pre.clone()) {
                 Ok(p3) => Handler::P3(p3),

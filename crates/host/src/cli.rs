@@ -50,6 +50,10 @@ pub enum Command {
     /// Serve a native (non-wasm) handler doing the same key-value read as
     /// `GET /servers/{id}`: the benchmark's baseline.
     Baseline(BaselineArgs),
+    /// Compile wasm components into a compile cache. `vnext up` runs this in
+    /// a child process for the components its cache lacks, so the
+    /// compiler's memory goes back to the system when the child exits.
+    Compile(CompileArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +152,23 @@ pub struct AdapterArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct CompileArgs {
+    /// The compile cache (`<state dir>/cache` of `vnext up`).
+    #[arg(long)]
+    pub cache_dir: PathBuf,
+    /// Largest memory of one instance, in bytes: the same as the host's
+    /// (`--max-memory-mb`), since the engine's settings name the artefacts.
+    #[arg(long, default_value_t = DEFAULT_MAX_MEMORY_MB << 20)]
+    pub max_memory_bytes: usize,
+    /// Component instances alive at once: the same as the host's.
+    #[arg(long, default_value_t = DEFAULT_MAX_INSTANCES)]
+    pub max_instances: u32,
+    /// The wasm component files.
+    #[arg(required = true)]
+    pub wasm: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct BaselineArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3002")]
@@ -166,6 +187,17 @@ pub fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
+    // Compiling needs no async runtime (and no idle worker threads).
+    if let Command::Compile(args) = &cli.command {
+        let limits = EngineLimits { max_memory_bytes: args.max_memory_bytes, max_instances: args.max_instances };
+        return match crate::precompile::compile_files(&limits, &args.cache_dir, &args.wasm) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // A guest that keeps its worker busy yields only at each epoch tick, so
     // the default intervals (I/O checked every 61 polls, the global queue
     // every 31) would leave new connections waiting ~600 ms while every
@@ -187,6 +219,7 @@ pub fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Adapter(args) => adapter(args).await,
             Command::Baseline(args) => crate::baseline::serve(args.listen, &args.db, shutdown_signal()).await,
+            Command::Compile(_) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -289,6 +322,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         max_instance_reuse_count: args.max_instance_reuse_count,
         max_idle_instances: args.max_idle_instances,
         hypervisor_source: args.hypervisor,
+        // This very binary compiles what the cache lacks, in a child process.
+        compiler: std::env::current_exe().ok(),
     };
     let app = App::load(&manifest, &base, options, stores, hypervisor, |r| {
         let how = match r.cache {

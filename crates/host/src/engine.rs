@@ -5,9 +5,8 @@
 //! hash of the wasm bytes and of the engine's configuration, so a second
 //! start only maps the file (well under a second).
 
-use anyhow::Context;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -57,30 +56,16 @@ pub fn new_engine(limits: &EngineLimits) -> anyhow::Result<Engine> {
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
 }
 
-/// Loads `wasm` as a component, from the cache when it holds a compatible build.
-pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> anyhow::Result<(Component, CacheOutcome)> {
-    let bytes = std::fs::read(wasm_path).with_context(|| {
-        format!(
-            "cannot read component {} (build the components first: scripts/build-components.sh)",
-            wasm_path.display()
-        )
-    })?;
-    load_component_bytes(engine, &bytes, &wasm_path.display().to_string(), cache_dir)
-}
-
-/// Loads a component from its bytes (e.g. a composition made at load);
-/// `label` names it in messages. The cache key is the bytes' hash.
+/// Loads a component from its bytes (a file's, or a composition made at
+/// load), from the cache when it holds a compatible build; `label` names it
+/// in messages. The cache key is the bytes' hash.
 pub fn load_component_bytes(
     engine: &Engine,
     bytes: &[u8],
     label: &str,
     cache_dir: &Path,
 ) -> anyhow::Result<(Component, CacheOutcome)> {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    engine.precompile_compatibility_hash().hash(&mut h);
-    env!("CARGO_PKG_VERSION").hash(&mut h);
-    let cached = cache_dir.join(format!("{:016x}.cwasm", h.finish()));
+    let cached = cache_file(engine, bytes, cache_dir);
     if cached.exists() {
         // SAFETY: the file was written by `Component::serialize` of an
         // engine with the same compatibility hash, in a directory only this
@@ -92,20 +77,34 @@ pub fn load_component_bytes(
     }
     let component =
         Component::new(engine, bytes).map_err(|e| anyhow::anyhow!("cannot compile component {label}: {e}"))?;
-    if let Err(e) = std::fs::create_dir_all(cache_dir)
-        .map_err(anyhow::Error::from)
-        .and_then(|_| Ok(component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?))
-        .and_then(|bytes| {
-            // Write then rename, so a concurrent start never maps half a file.
-            let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, &cached)?;
-            Ok(())
-        })
-    {
+    if let Err(e) = write_cache(&component, &cached) {
         eprintln!("warning: cannot write compile cache {}: {e}", cached.display());
     }
     Ok((component, CacheOutcome::Miss))
+}
+
+/// Where the compiled artefact of `wasm` lives in `cache_dir`: named by a
+/// hash of the bytes, of the engine's compatibility hash and of this host's
+/// version, so any change of one of them misses.
+pub fn cache_file(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    wasm.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    cache_dir.join(format!("{:016x}.cwasm", h.finish()))
+}
+
+/// Serializes `component` into the cache file `cached` (see [`cache_file`]).
+pub fn write_cache(component: &Component, cached: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = cached.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Write then rename, so a concurrent start never maps half a file.
+    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, cached)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@
 //! - [`compose`]: `[component.x.dependencies]` composed into their parent
 //!   at load (wac-graph), with Spin's configuration-inheritance rules;
 //! - [`engine`]: wasmtime configuration, pooling allocator, compile cache;
+//!   [`precompile`]: filling that cache in a child process (`vnext compile`);
 //! - [`state`] and [`bindings`]: what an instance can reach (WASI, key-value,
 //!   variables, the hypervisor capability);
 //! - [`outbound_http`]: outbound requests, allow-list and `*.spin.internal`;
@@ -33,6 +34,7 @@ pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_http;
+pub mod precompile;
 pub mod repoll;
 pub mod router;
 pub mod runtime_config;

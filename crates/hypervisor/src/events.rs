@@ -54,6 +54,11 @@ pub trait EventSink: Send + Sync {
     }
 }
 
+/// The body that carries a batch of task events to the events route.
+pub fn events_body(events: &[TaskEvent]) -> Result<Vec<u8>, DeliveryError> {
+    serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))
+}
+
 /// The body that carries observations to the events route.
 pub fn observations_body(observations: &[ServerObservation]) -> Result<Vec<u8>, DeliveryError> {
     serde_json::to_vec(&ObservationBatch { observations: observations.to_vec() })
@@ -112,10 +117,7 @@ impl HostsEventSink {
 
 impl EventSink for HostsEventSink {
     fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))?;
-            self.post(body).await
-        })
+        Box::pin(async move { self.post(events_body(events)?).await })
     }
 
     fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
@@ -193,10 +195,7 @@ impl HttpEventSink {
 
 impl EventSink for HttpEventSink {
     fn deliver<'a>(&'a self, events: &'a [TaskEvent]) -> BoxFuture<'a, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let body = serde_json::to_vec(events).map_err(|e| DeliveryError::new(format!("encoding events: {e}")))?;
-            self.post_within_timeout(body).await
-        })
+        Box::pin(async move { self.post_within_timeout(events_body(events)?).await })
     }
 
     fn report<'a>(&'a self, observations: &'a [ServerObservation]) -> BoxFuture<'a, Result<(), DeliveryError>> {
