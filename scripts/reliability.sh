@@ -20,11 +20,14 @@
 #
 # Usage: scripts/reliability.sh [ROUNDS] [SERVERS]
 #        SEED=7 scripts/reliability.sh       (another sequence of kills)
+#        PART=kills|guest scripts/reliability.sh   (one part only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-10}
 SERVERS=${2:-1000}
 SEED=${SEED:-20261203}
+PART=${PART:-all}
+case "$PART" in all|kills|guest) ;; *) echo "PART must be all, kills or guest (got $PART)" >&2; exit 2;; esac
 log() { printf '\033[1m[reliability]\033[0m %s\n' "$*" >&2; }
 command -v wrk >/dev/null || { log "wrk is missing: run scripts/setup.sh"; exit 1; }
 command -v redis-server >/dev/null || { log "redis-server is missing: run scripts/setup.sh"; exit 1; }
@@ -42,6 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------- 1. kills during launches
+if [ "$PART" != guest ]; then
 REDIS_PORT=3990
 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly yes --dir "$WORK" >/dev/null &
 PIDS="$PIDS $!"
@@ -206,8 +210,10 @@ print(f"{'ok  ' if not bad else 'MISS'} {len(rows) - len(bad)} of {len(rows)} ro
 for p in procs.values():
     p.kill()
 PY
+fi
 
 # --------------------------------------------- 2. a misbehaving guest
+[ "$PART" = kills ] && exit 0
 log "a misbehaving guest beside wrk -t2 -c16 (the probe application)"
 PORT=3995
 ./target/release/vnext up -f tests/fixtures/probe.toml --listen 127.0.0.1:$PORT --state-dir "$WORK/probe" \
@@ -215,9 +221,11 @@ PORT=3995
 PIDS="$PIDS $!"
 until curl -fs -o /dev/null "http://127.0.0.1:$PORT/p3/headers/x"; do sleep 0.1; done
 GOOD="http://127.0.0.1:$PORT/p3/headers/x"
+# BAD: which misbehaving routes run beside wrk, one client thread each.
+BAD=${BAD:-/p3/loop /p3/oom /p3/trap}
 run_wrk() { wrk -t2 -c16 -d10s --latency "$GOOD" > "$WORK/wrk-$1.txt"; }
 run_wrk alone
-python3 - "http://127.0.0.1:$PORT" > "$WORK/bad.txt" <<'PY' &
+python3 - "http://127.0.0.1:$PORT" $BAD > "$WORK/bad.txt" <<'PY' &
 import sys, threading, time, urllib.error, urllib.request
 base = sys.argv[1]
 seen, stop = {}, time.monotonic() + 10
@@ -230,14 +238,14 @@ def hit(path):
         except Exception:
             st = "error"
         seen[(path, st)] = seen.get((path, st), 0) + 1
-ts = [threading.Thread(target=hit, args=(p,)) for p in ("/p3/loop", "/p3/oom", "/p3/trap")]
+ts = [threading.Thread(target=hit, args=(p,)) for p in sys.argv[2:]]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(", ".join(f"{p} {st}: {n}" for (p, st), n in sorted(seen.items(), key=str)))
 PY
 BADPID=$!
 run_wrk beside
 wait $BADPID
-python3 - "$WORK/wrk-alone.txt" "$WORK/wrk-beside.txt" "$WORK/bad.txt" <<'PY'
+python3 - "$WORK/wrk-alone.txt" "$WORK/wrk-beside.txt" "$WORK/bad.txt" $BAD <<'PY'
 import re, sys
 def parse(path):
     t = open(path).read()
@@ -250,7 +258,7 @@ a, b = parse(sys.argv[1]), parse(sys.argv[2])
 print()
 print(f"{'good requests':<28} {'p99 ms':>8} {'req/s':>9} {'non-2xx':>8}")
 print(f"{'alone':<28} {a[0]:>8.2f} {a[1]:>9.0f} {a[2]:>8}")
-print(f"{'beside loop/oom/trap':<28} {b[0]:>8.2f} {b[1]:>9.0f} {b[2]:>8}")
+print(f"{'beside ' + '/'.join(p.rsplit('/', 1)[-1] for p in sys.argv[4:]):<28} {b[0]:>8.2f} {b[1]:>9.0f} {b[2]:>8}")
 print(f"bad requests: {open(sys.argv[3]).read().strip()}")
 print(f"{'ok  ' if b[2] == 0 else 'MISS'} the misbehaving guest's requests fail alone (good requests: {b[2]} non-2xx)")
 PY
