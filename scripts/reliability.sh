@@ -14,9 +14,10 @@
 #      (hostnames used twice), and 5xx answers seen by a reader polling all
 #      hosts meanwhile.
 #   2. A misbehaving guest under load: wrk -t2 -c16 on a good route of the
-#      probe application, alone and beside requests that loop past the
-#      deadline, allocate without bound and trap: p99 of the good requests
-#      both ways, their non-2xx count, and the bad requests' statuses.
+#      probe application, alone, then beside requests that loop past the
+#      deadline, that allocate without bound, that trap, and all three at
+#      once (one client thread each): a row each with the good requests'
+#      p99, rate and non-2xx count, and the bad requests' statuses.
 #
 # Usage: scripts/reliability.sh [ROUNDS] [SERVERS]
 #        SEED=7 scripts/reliability.sh       (another sequence of kills)
@@ -221,11 +222,15 @@ PORT=3995
 PIDS="$PIDS $!"
 until curl -fs -o /dev/null "http://127.0.0.1:$PORT/p3/headers/x"; do sleep 0.1; done
 GOOD="http://127.0.0.1:$PORT/p3/headers/x"
-# BAD: which misbehaving routes run beside wrk, one client thread each.
-BAD=${BAD:-/p3/loop /p3/oom /p3/trap}
 run_wrk() { wrk -t2 -c16 -d10s --latency "$GOOD" > "$WORK/wrk-$1.txt"; }
 run_wrk alone
-python3 - "http://127.0.0.1:$PORT" $BAD > "$WORK/bad.txt" <<'PY' &
+: > "$WORK/rows.txt"
+# Each set of misbehaving routes runs beside its own wrk run, one client
+# thread a route, for as long as wrk runs.
+for BAD in /p3/loop /p3/oom /p3/trap "/p3/loop /p3/oom /p3/trap"; do
+  name=$(echo "$BAD" | sed 's#/p3/##g; s# #+#g')
+  log "beside $name"
+  python3 - "http://127.0.0.1:$PORT" $BAD > "$WORK/bad-$name.txt" <<'PY' &
 import sys, threading, time, urllib.error, urllib.request
 base = sys.argv[1]
 seen, stop = {}, time.monotonic() + 10
@@ -240,13 +245,16 @@ def hit(path):
         seen[(path, st)] = seen.get((path, st), 0) + 1
 ts = [threading.Thread(target=hit, args=(p,)) for p in sys.argv[2:]]
 [t.start() for t in ts]; [t.join() for t in ts]
-print(", ".join(f"{p} {st}: {n}" for (p, st), n in sorted(seen.items(), key=str)))
+print(", ".join(f"{p.rsplit('/', 1)[-1]} {st}: {n}" for (p, st), n in sorted(seen.items(), key=str)))
 PY
-BADPID=$!
-run_wrk beside
-wait $BADPID
-python3 - "$WORK/wrk-alone.txt" "$WORK/wrk-beside.txt" "$WORK/bad.txt" $BAD <<'PY'
+  BADPID=$!
+  run_wrk "$name"
+  wait $BADPID
+  echo "$name" >> "$WORK/rows.txt"
+done
+python3 - "$WORK" <<'PY'
 import re, sys
+work = sys.argv[1]
 def parse(path):
     t = open(path).read()
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", t)
@@ -254,11 +262,15 @@ def parse(path):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
     return v, rps, int(non2xx.group(1)) if non2xx else 0
-a, b = parse(sys.argv[1]), parse(sys.argv[2])
 print()
-print(f"{'good requests':<28} {'p99 ms':>8} {'req/s':>9} {'non-2xx':>8}")
-print(f"{'alone':<28} {a[0]:>8.2f} {a[1]:>9.0f} {a[2]:>8}")
-print(f"{'beside ' + '/'.join(p.rsplit('/', 1)[-1] for p in sys.argv[4:]):<28} {b[0]:>8.2f} {b[1]:>9.0f} {b[2]:>8}")
-print(f"bad requests: {open(sys.argv[3]).read().strip()}")
-print(f"{'ok  ' if b[2] == 0 else 'MISS'} the misbehaving guest's requests fail alone (good requests: {b[2]} non-2xx)")
+print(f"{'good requests':<22} {'p99 ms':>8} {'req/s':>9} {'non-2xx':>8}   bad requests (status: count)")
+a = parse(f"{work}/wrk-alone.txt")
+print(f"{'alone':<22} {a[0]:>8.2f} {a[1]:>9.0f} {a[2]:>8}")
+failed = 0
+for name in open(f"{work}/rows.txt").read().split():
+    b = parse(f"{work}/wrk-{name}.txt")
+    failed += b[2]
+    bad = open(f"{work}/bad-{name}.txt").read().strip()
+    print(f"{'beside ' + name:<22} {b[0]:>8.2f} {b[1]:>9.0f} {b[2]:>8}   {bad}")
+print(f"{'ok  ' if failed == 0 else 'MISS'} the misbehaving guest's requests fail alone (good requests: {failed} non-2xx)")
 PY
