@@ -6,7 +6,9 @@
 #   vs. a native hyper handler doing the same key-value read (vnext baseline),
 #   and, as the floor of the wasm path, a minimal component (the test probe,
 #   tests/fixtures/probe-p3) doing only that key-value read through the host,
-#   wrk -t2 -c16 (throughput, p50/p99) and -c1 (single-connection p50);
+#   wrk -t2 -c16 (throughput, p50/p99; the three run side by side and are
+#   measured in turns, ROUNDS times, medians compared) and -c1
+#   (single-connection p50);
 #   start-up to first response with a warm compile cache; host peak RSS;
 #   and the host's memory started on an EMPTY compile cache (it compiles the
 #   components, in a child process) and on a warm one, each idle right after
@@ -14,9 +16,13 @@
 #   (transparent huge pages), with the compiling child's own peak.
 #
 # Usage: scripts/bench.sh [DURATION_SECONDS]   (default 10)
+#        ROUNDS=5 ROUND_DUR=5 scripts/bench.sh   (side-by-side rounds, default 5 x 4 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
+# Rounds of the side-by-side throughput comparison, and seconds of each run.
+ROUNDS=${ROUNDS:-5}
+ROUND_DUR=${ROUND_DUR:-4}
 # Seconds between the first response and the "idle" memory reading.
 SETTLE=1
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
@@ -27,23 +33,26 @@ cargo build --release -p vnext-host -q
 bash scripts/build-components.sh >/dev/null
 
 STATE=$(mktemp -d)
-PORT=3970; BPORT=3971; PPORT=3972
-HOSTPID=""; BASEPID=""; PROBEPID=""
+# The host started on an empty cache (COLD) stays up beside the one started
+# on the cache it filled (PORT), so their throughputs are compared in turns.
+PORT=3970; BPORT=3971; PPORT=3972; CPORT=3973
+HOSTPID=""; COLDPID=""; BASEPID=""; PROBEPID=""
 cleanup() {
-  for p in "$HOSTPID" "$BASEPID" "$PROBEPID"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$HOSTPID" "$COLDPID" "$BASEPID" "$PROBEPID"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   rm -rf "$STATE"
 }
 trap cleanup EXIT
 
-start_host() {
-  ./target/release/vnext up --listen 127.0.0.1:$PORT --state-dir "$STATE" \
-    --inventory tests/fixtures/inventory.toml >"$STATE/host.log" 2>&1 &
+start_host() { # port state_dir -> sets HOSTPID
+  mkdir -p "$2"
+  ./target/release/vnext up --listen 127.0.0.1:$1 --state-dir "$2" \
+    --inventory tests/fixtures/inventory.toml >"$2/host.log" 2>&1 &
   HOSTPID=$!
 }
 wait_http() { # url -> prints milliseconds waited
   local t0; t0=$(date +%s%N)
   until curl -fs -o /dev/null "$1"; do
-    kill -0 "$HOSTPID" 2>/dev/null || { cat "$STATE/host.log" >&2; log "host died"; exit 1; }
+    kill -0 "$HOSTPID" 2>/dev/null || { cat "$STATE"/*/host.log >&2; log "host died"; exit 1; }
     sleep 0.01
   done
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
@@ -51,7 +60,8 @@ wait_http() { # url -> prints milliseconds waited
 
 ADMIN="6f1d6a3e-3333-4000-8000-000000000003:6f1d6a3e-2222-4000-8000-000000000002:admin"
 USER="6f1d6a3e-1111-4000-8000-000000000001:6f1d6a3e-2222-4000-8000-000000000002"
-make_server() { # name (of the type and the host) -> prints the id of a new ACTIVE server
+make_server() { # port name (of the type and the host) -> prints the id of a new ACTIVE server
+  local PORT=$1; shift
   local type sid
   type=$(curl -fs -X POST "http://127.0.0.1:$PORT/server_types" -H "X-Auth-Token: $ADMIN" \
     -d "{\"name\":\"$1\",\"visibility\":\"PUBLIC\",\"spec\":{\"memory_mb\":512,\"cpu_units\":1}}" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
@@ -79,44 +89,38 @@ if errs: sys.exit("wrk saw %s non-2xx responses" % errs.group(1))
 print(rps, ms(p["50"]), ms(p["99"]))'
 }
 
-mem_row() { # label -> appends "label VmRSS VmHWM AnonHugePages" (KiB) of the host to $STATE/mem.txt
-  echo "$1 $(awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {print r, h}' /proc/$HOSTPID/status)" \
-    "$(awk '/^AnonHugePages:/ {print $2}' /proc/$HOSTPID/smaps_rollup)" >>"$STATE/mem.txt"
+mem_row() { # label pid -> appends "label VmRSS VmHWM AnonHugePages" (KiB) of that host to $STATE/mem.txt
+  echo "$1 $(awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {print r, h}' /proc/$2/status)" \
+    "$(awk '/^AnonHugePages:/ {print $2}' /proc/$2/smaps_rollup)" >>"$STATE/mem.txt"
 }
 
 # Both starts do the same: memory idle, a new server, wrk -c16, memory.
 log "first start (empty compile cache: compiles components into it)"
-start_host
-cold_ms=$(wait_http "http://127.0.0.1:$PORT/")
-sleep "$SETTLE"; mem_row cold_idle
-SID=$(make_server bench-cold)
+start_host $CPORT "$STATE/cold"
+COLDPID=$HOSTPID
+cold_ms=$(wait_http "http://127.0.0.1:$CPORT/")
+sleep "$SETTLE"; mem_row cold_idle $COLDPID
+CSID=$(make_server $CPORT bench-cold)
+COLD="http://127.0.0.1:$CPORT/servers/$CSID"
 log "host started cold: wrk -c16 ${DUR}s on GET /servers/{id}"
-read -r c_rps _ _ < <(run_wrk 16 "http://127.0.0.1:$PORT/servers/$SID")
-mem_row cold_load
-compiler_mb=$(sed -n 's/^compiler peak RSS \([0-9.]*\) MB$/\1/p' "$STATE/host.log" | tail -n1)
-kill -TERM "$HOSTPID"; wait "$HOSTPID" || true
+run_wrk 16 "$COLD" >/dev/null
+mem_row cold_load $COLDPID
+compiler_mb=$(sed -n 's/^compiler peak RSS \([0-9.]*\) MB$/\1/p' "$STATE/cold/host.log" | tail -n1)
 
-log "second start (warm compile cache)"
-start_host
+log "second start (warm compile cache: the one the first start filled)"
+mkdir -p "$STATE/warm"; ln -s "$STATE/cold/cache" "$STATE/warm/cache"
+start_host $PORT "$STATE/warm"
 warm_ms=$(wait_http "http://127.0.0.1:$PORT/")
-sleep "$SETTLE"; mem_row warm_idle
-SID=$(make_server bench-warm)
+sleep "$SETTLE"; mem_row warm_idle $HOSTPID
+SID=$(make_server $PORT bench-warm)
 URL="http://127.0.0.1:$PORT/servers/$SID"
 log "host: wrk -c16 ${DUR}s on GET /servers/{id}"
-read -r h_rps h_p50 h_p99 < <(run_wrk 16 "$URL")
-mem_row warm_load
-log "host: wrk -c1 ${DUR}s"
-read -r h1_rps h1_p50 h1_p99 < <(run_wrk 1 "$URL")
-rss_mb=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$HOSTPID/status)
+run_wrk 16 "$URL" >/dev/null
+mem_row warm_load $HOSTPID
 
-./target/release/vnext baseline --listen 127.0.0.1:$BPORT --db "$STATE/sqlite_key_value.db" >/dev/null 2>&1 &
+./target/release/vnext baseline --listen 127.0.0.1:$BPORT --db "$STATE/warm/sqlite_key_value.db" >/dev/null 2>&1 &
 BASEPID=$!
 until curl -fs -o /dev/null "http://127.0.0.1:$BPORT/servers/$SID"; do sleep 0.01; done
-log "native baseline: wrk -c16 and -c1"
-read -r b_rps b_p50 b_p99 < <(run_wrk 16 "http://127.0.0.1:$BPORT/servers/$SID")
-read -r b1_rps b1_p50 b1_p99 < <(run_wrk 1 "http://127.0.0.1:$BPORT/servers/$SID")
-
-kill "$BASEPID"; wait "$BASEPID" 2>/dev/null || true; BASEPID=""
 
 # The floor: the same stored bytes read by a component that does nothing
 # else (no routing, auth or JSON), served by the same host.
@@ -128,7 +132,7 @@ until curl -fs -o /dev/null "http://127.0.0.1:$PPORT/p3/count"; do
   kill -0 "$PROBEPID" 2>/dev/null || { cat "$STATE/probe.log" >&2; log "probe app died"; exit 1; }
   sleep 0.01
 done
-python3 - "$STATE/sqlite_key_value.db" "server/$SID" "$STATE/record.json" <<'PY'
+python3 - "$STATE/warm/sqlite_key_value.db" "server/$SID" "$STATE/record.json" <<'PY'
 import sqlite3, sys
 db, key, out = sys.argv[1:]
 row = sqlite3.connect(db).execute(
@@ -136,19 +140,55 @@ row = sqlite3.connect(db).execute(
 open(out, "wb").write(row[0])
 PY
 curl -fs -X PUT --data-binary @"$STATE/record.json" "http://127.0.0.1:$PPORT/p3/kv3/record" >/dev/null
-log "minimal component (probe) doing the same read: wrk -c16 and -c1"
-read -r m_rps m_p50 m_p99 < <(run_wrk 16 "http://127.0.0.1:$PPORT/p3/kv3/record")
-read -r m1_rps m1_p50 m1_p99 < <(run_wrk 1 "http://127.0.0.1:$PPORT/p3/kv3/record")
+FLOOR="http://127.0.0.1:$PPORT/p3/kv3/record"
+NATIVE="http://127.0.0.1:$BPORT/servers/$SID"
+
+# The three run side by side and are measured in turns, ROUNDS times, and
+# compared by their medians: this machine's speed drifts by tens of
+# percent over a minute (a VM with neighbours), so one run of each, a
+# minute apart, compared the drift as much as the code. Ratios are taken
+# within each round (runs seconds apart) and their median is the figure.
+: > "$STATE/rounds.txt"
+for r in $(seq "$ROUNDS"); do
+  log "round $r of $ROUNDS: wrk -c16 ${ROUND_DUR}s on each host, the floor and the native baseline"
+  echo "host $(DUR=$ROUND_DUR run_wrk 16 "$URL")" >> "$STATE/rounds.txt"
+  echo "cold $(DUR=$ROUND_DUR run_wrk 16 "$COLD")" >> "$STATE/rounds.txt"
+  echo "floor $(DUR=$ROUND_DUR run_wrk 16 "$FLOOR")" >> "$STATE/rounds.txt"
+  echo "native $(DUR=$ROUND_DUR run_wrk 16 "$NATIVE")" >> "$STATE/rounds.txt"
+done
+read -r h_rps h_p50 h_p99 m_rps m_p50 m_p99 b_rps b_p50 b_p99 c_rps floor_ratios cold_ratios < <(python3 - "$STATE/rounds.txt" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, *v = line.split()
+    rows.setdefault(name, []).append([float(x) for x in v])
+med = lambda name, i: statistics.median(r[i] for r in rows[name])
+def ratios(a, b):
+    rs = [x[0] / y[0] for x, y in zip(rows[a], rows[b])]
+    return f"{statistics.median(rs):.3f}:" + ",".join(f"{r:.2f}" for r in rs)
+print(*(f"{med(n, i):.3f}" for n in ("host", "floor", "native") for i in range(3)),
+      f"{med('cold', 0):.3f}", ratios("host", "floor"), ratios("cold", "host"))
+PY
+)
+log "host: wrk -c1 ${DUR}s"
+read -r h1_rps h1_p50 h1_p99 < <(run_wrk 1 "$URL")
+rss_mb=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$HOSTPID/status)
+log "native baseline and floor: wrk -c1 ${DUR}s"
+read -r b1_rps b1_p50 b1_p99 < <(run_wrk 1 "$NATIVE")
+read -r m1_rps m1_p50 m1_p99 < <(run_wrk 1 "$FLOOR")
+kill "$BASEPID"; wait "$BASEPID" 2>/dev/null || true; BASEPID=""
 
 python3 - "$h_rps" "$h_p50" "$h_p99" "$h1_p50" "$b_rps" "$b_p50" "$b_p99" "$b1_p50" "$rss_mb" "$warm_ms" "$cold_ms" \
-  "$m_rps" "$m_p50" "$m_p99" "$m1_p50" "$c_rps" "${compiler_mb:-0}" "$STATE/mem.txt" <<'PY'
+  "$m_rps" "$m_p50" "$m_p99" "$m1_p50" "$c_rps" "${compiler_mb:-0}" "$floor_ratios" "$cold_ratios" "$STATE/mem.txt" <<'PY'
 import sys
 (h_rps, h_p50, h_p99, h1_p50, b_rps, b_p50, b_p99, b1_p50, rss, warm, cold,
- m_rps, m_p50, m_p99, m1_p50, c_rps, compiler) = map(float, sys.argv[1:-1])
+ m_rps, m_p50, m_p99, m1_p50, c_rps, compiler) = map(float, sys.argv[1:-3])
+(floor_ratio, floor_ratios), (cold_ratio, cold_ratios) = (a.split(":") for a in sys.argv[-3:-1])
+floor_ratio, cold_ratio = float(floor_ratio), float(cold_ratio)
 mem = {label: [int(v) / 1024 for v in rest] for label, *rest in (l.split() for l in open(sys.argv[-1]))}
 ratio = h_rps / b_rps
 def mark(ok): return "ok  " if ok else "MISS"
-print(f"{'GET /servers/{id}':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'c1 p50 ms':>10}")
+print(f"{'GET /servers/{id}':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'c1 p50 ms':>10}   (-c16: medians of the rounds)")
 print(f"{'host (wasm component)':28} {h_rps:9.0f} {h_p50:8.2f} {h_p99:8.2f} {h1_p50:10.3f}")
 print(f"{'native baseline (hyper)':28} {b_rps:9.0f} {b_p50:8.2f} {b_p99:8.2f} {b1_p50:10.3f}")
 print(f"{'floor: minimal component':28} {m_rps:9.0f} {m_p50:8.2f} {m_p99:8.2f} {m1_p50:10.3f}")
@@ -171,6 +211,7 @@ print(f"{mark(rss <= 150)} host peak RSS under load {rss:.1f} MB (target <= 150)
 print(f"{mark(mem['cold_idle'][0] <= 100)} RSS started on an empty compile cache, idle {mem['cold_idle'][0]:.1f} MB (target <= 100)")
 print(f"{mark(mem['cold_load'][1] <= 120)} peak RSS started on an empty compile cache, under load "
       f"{mem['cold_load'][1]:.1f} MB (target <= 120)")
-print(f"{mark(c_rps >= 0.95 * h_rps)} throughput started on an empty cache {c_rps:.0f} req/s, "
-      f"{c_rps / h_rps:.0%} of the warm-started host's (target >= 95%)")
+print(f"{mark(floor_ratio >= 0.6)} host/floor throughput {floor_ratio:.0%} (target >= 60%; median of the rounds: {floor_ratios})")
+print(f"{mark(cold_ratio >= 0.95)} throughput of the host started on an empty cache {c_rps:.0f} req/s, "
+      f"{cold_ratio:.0%} of the warm-started host's (target >= 95%; median of the rounds: {cold_ratios})")
 PY

@@ -72,7 +72,17 @@ pub fn load_component_bytes(
         // SAFETY: the file was written by `Component::serialize` of an
         // engine with the same compatibility hash, in a directory only this
         // host writes; a stale or foreign file fails the hash check in the name.
-        match unsafe { Component::deserialize_file(engine, &cached) } {
+        // With perf maps on, the code is copied to anonymous memory: perf
+        // looks names up in /tmp/perf-<pid>.map only for anonymous code and
+        // would show bare offsets into the cache file otherwise.
+        let loaded = if std::env::var_os("VNEXT_PERFMAP").is_some() {
+            std::fs::read(&cached)
+                .map_err(wasmtime::Error::from)
+                .and_then(|b| unsafe { Component::deserialize(engine, &b) })
+        } else {
+            unsafe { Component::deserialize_file(engine, &cached) }
+        };
+        match loaded {
             Ok(c) => return Ok((c, CacheOutcome::Hit)),
             Err(e) => eprintln!("warning: ignoring unusable cache file {}: {e}", cached.display()),
         }
