@@ -19,7 +19,6 @@
 //! this API does not know is skipped, not refused: the adapter may hold
 //! servers of another deployment's store.
 
-use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::events::{EVENTS_SECRET_HEADER, ObservationBatch, TaskEvent};
 use vnext_core::ids::parse_id;
@@ -27,12 +26,9 @@ use vnext_core::model::{ServerRecord, TaskRecord};
 use vnext_core::routes::Component;
 use vnext_core::{keys, progress, validate};
 use vnext_guest::kv::Kv;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::Events, route).await
-}
+vnext_guest::http_component!(Component::Events, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {

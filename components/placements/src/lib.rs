@@ -13,7 +13,6 @@
 //! How several parents are shown is decided in
 //! `vnext_core::model::placement_view`.
 
-use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::hypervisor::Placement;
 use vnext_core::ids::{parse_id, parse_uuid};
@@ -22,17 +21,14 @@ use vnext_core::paging;
 use vnext_core::routes::Component;
 use vnext_core::validate;
 use vnext_guest::hv;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 
 /// Query parameters of the collection besides `limit` and `marker`. Both
 /// may repeat (OR within a parameter); the two combine with AND.
 const TAG: &str = "tag";
 const PARENT: &str = "parent_placement";
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::Placements, route).await
-}
+vnext_guest::http_component!(Component::Placements, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match ctx.route.rel {

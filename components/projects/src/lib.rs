@@ -6,17 +6,13 @@
 //! to: any other id, and any id that is not a UUID, is 404 (as for every
 //! entity the caller may not see). Admins see any well-formed id.
 
-use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::parse_uuid;
 use vnext_core::model::project_view;
 use vnext_core::routes::Component;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::Projects, route).await
-}
+vnext_guest::http_component!(Component::Projects, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match ctx.route.rel {

@@ -9,19 +9,15 @@
 //! matches no root row of the route table, and `web::serve` answers 404
 //! (or 405 for a root path with the wrong method) before `route` runs.
 
-use spin_sdk::http::Request;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::routes::{self, Component};
 use serde_json::Value;
 use std::sync::OnceLock;
 use vnext_core::openapi;
 use vnext_core::schemas;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::Root, route).await
-}
+vnext_guest::http_component!(Component::Root, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match ctx.route.rel {

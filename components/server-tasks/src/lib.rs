@@ -8,7 +8,6 @@
 //! the task is written and its operation submitted. LOCK and UNLOCK change
 //! the server in that same claim and are COMPLETED at once.
 
-use spin_sdk::http::Request;
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::new_id;
@@ -24,13 +23,10 @@ use vnext_core::scheduler::{self, LiveMoveRefusal};
 use vnext_core::time;
 use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 use vnext_guest::{affinity, hv, records, tasks};
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::ServerTasks, route).await
-}
+vnext_guest::http_component!(Component::ServerTasks, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {

@@ -7,7 +7,6 @@
 //! created with compare-and-swap before the type itself is written; a
 //! second creator of the same name finds the claim and gets 400.
 
-use spin_sdk::http::Request;
 use std::collections::BTreeSet;
 use vnext_core::error::{ApiError, ApiResult};
 use vnext_core::ids::{new_id, parse_id, parse_uuid};
@@ -17,12 +16,9 @@ use vnext_core::routes::Component;
 use vnext_core::{paging, time, validate};
 use vnext_guest::index::{Index, Order};
 use vnext_guest::kv::Kv;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::ServerTypes, route).await
-}
+vnext_guest::http_component!(Component::ServerTypes, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {

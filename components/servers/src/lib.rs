@@ -19,7 +19,6 @@ mod list;
 mod patch;
 mod tags;
 
-use spin_sdk::http::Request;
 use std::collections::BTreeMap;
 use vnext_core::auth::Identity;
 use vnext_core::error::{ApiError, ApiResult};
@@ -36,17 +35,14 @@ use vnext_core::validate::{self, LaunchPlan};
 use vnext_core::{scheduler, time};
 use vnext_guest::index::{self, Index};
 use vnext_guest::kv::Kv;
-use vnext_guest::web::{self, Ctx, Reply};
+use vnext_guest::web::{Ctx, Reply};
 use vnext_guest::claims::{self, Claim};
 use vnext_guest::{hv, records, tasks};
 
 /// Attempts at drawing a free hostname from a pattern before giving up.
 const PATTERN_ATTEMPTS: usize = 5;
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> web::Response {
-    web::serve(req, Component::Servers, route).await
-}
+vnext_guest::http_component!(Component::Servers, route);
 
 async fn route(ctx: Ctx) -> ApiResult<Reply> {
     match (ctx.route.rel, ctx.method.as_str()) {

@@ -236,26 +236,35 @@ pub fn canonical_path(path: &str) -> Option<String> {
 /// nothing.
 pub fn match_path(path: &str) -> Option<(&'static Route, Params)> {
     let rest = path.strip_prefix('/')?;
-    let segments: Vec<&str> = rest.split('/').collect();
-    'rows: for r in ROUTES {
-        let parts: Vec<&str> = r.template[1..].split('/').collect();
-        if parts.len() != segments.len() {
-            continue;
-        }
-        let mut params = Params::default();
-        for (part, seg) in parts.iter().zip(&segments) {
-            if let Some(var) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                match percent_decode(seg) {
-                    Some(v) if !v.is_empty() => params.0.push((var, v)),
-                    _ => continue 'rows,
-                }
-            } else if part != seg {
-                continue 'rows;
+    // Every request of every component goes through here: compare by
+    // segments without collecting them, decode only the variables of the
+    // row that matches (a Vec per row was ~2% of GET /servers/{id}).
+    let depth = rest.bytes().filter(|&b| b == b'/').count();
+    let row = ROUTES.iter().find(|r| {
+        let template = &r.template[1..];
+        template.bytes().filter(|&b| b == b'/').count() == depth
+            && template.split('/').zip(rest.split('/')).all(|(part, seg)| match template_var(part) {
+                Some(_) => !seg.is_empty(),
+                None => part == seg,
+            })
+    })?;
+    let mut params = Params::default();
+    for (part, seg) in row.template[1..].split('/').zip(rest.split('/')) {
+        if let Some(var) = template_var(part) {
+            // A variable that does not decode (a bad escape, not UTF-8)
+            // matches no other row either: literal segments never hold '%'.
+            match percent_decode(seg) {
+                Some(v) if !v.is_empty() => params.0.push((var, v)),
+                _ => return None,
             }
         }
-        return Some((r, params));
     }
-    None
+    Some((row, params))
+}
+
+/// `{name}` in a route template: the variable's name.
+fn template_var(part: &'static str) -> Option<&'static str> {
+    part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
 }
 
 /// What a template variable holds, as a URI (JSON-Home `href-vars`).
