@@ -468,7 +468,17 @@ impl App {
         };
         // The deadline counts from this request, not from the instance's birth.
         worker.store.data_mut().started = Instant::now();
-        let response = call_p3(&mut worker.store, &worker.service, req).await?;
+        let response = match call_p3(&mut worker.store, &worker.service, req).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed instance is never reused. Its memory may have
+                // grown to the limit (a guest allocating without bound):
+                // giving that back to the kernel takes milliseconds, so it
+                // is done off the worker thread that serves other requests.
+                tokio::task::spawn_blocking(move || drop(worker));
+                return Err(e);
+            }
+        };
         worker.served += 1;
         if worker.served < self.options.max_instance_reuse_count {
             let mut idle = component.idle.lock().unwrap();
